@@ -1,0 +1,326 @@
+"""The decoder-only transformer and its KV cache.
+
+Layout and parameter names follow Hugging Face `LlamaForCausalLM`, so exporting the "llama" preset is a rename:
+
+    embed.weight                                   (vocab_size, d_model)   model.embed_tokens.weight
+    pos_embed.weight                               (seq_len, d_model)      only with pos_embedding="learned"
+    blocks.{i}.attn_norm.weight                    (d_model,)              model.layers.{i}.input_layernorm.weight
+    blocks.{i}.attn.wq / wk / wv / wo .weight      (out, in)               ...self_attn.q_proj / k_ / v_ / o_proj
+    blocks.{i}.attn.q_norm / k_norm .weight        (head_dim,)             only with qk_norm (as Qwen3)
+    blocks.{i}.mlp_norm.weight                     (d_model,)              ...post_attention_layernorm.weight
+    blocks.{i}.mlp.w_gate / w_up / w_down .weight  (out, in)               ...mlp.gate_proj / up_ / down_proj
+    norm.weight                                    (d_model,)              model.norm.weight
+    lm_head.weight                                 (vocab_size, d_model)   absent when tie_embeddings
+
+No biases anywhere; every block matrix is a 2-D nn.Linear weight (the optimizer puts Muon on those). RoPE uses the
+rotate-half convention on the natural head layout (head h = rows h*head_dim..(h+1)*head_dim of wq), and grouped-query
+attention shares kv head j among query heads j*g..(j+1)*g-1 (g = n_heads / n_kv_heads), as HF's `repeat_kv`.
+
+Shapes: B batch, T new tokens, S = positions attended (T, or cache.pos + T), H n_heads, K n_kv_heads, D head_dim,
+C d_model, V vocab_size. Everything is dtype-agnostic (bf16 autocast works); logits and the loss are float32.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from llmlab.errors import LlmlabError
+from llmlab.model.config import ModelConfig
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight. The gain is cast to x's dtype, so bf16 activations (q, k under autocast) keep the fused
+    kernel, which accumulates in float32 either way."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.rms_norm(x, (x.shape[-1],), self.weight.to(x.dtype), self.eps)
+
+
+def _norm(cfg: ModelConfig, dim: int) -> nn.Module:
+    if cfg.norm == "rmsnorm":
+        return RMSNorm(dim, cfg.norm_eps)
+    return nn.LayerNorm(dim, eps=cfg.norm_eps, bias=False)
+
+
+def rope_tables(seq_len: int, head_dim: int, theta: float) -> tuple[Tensor, Tensor]:
+    """cos, sin of shape (seq_len, head_dim), float32, in Llama's layout (frequencies repeated for both halves)."""
+    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)  # (D/2,)
+    angles = torch.outer(torch.arange(seq_len, dtype=torch.float64), inv_freq)  # (seq_len, D/2)
+    angles = torch.cat([angles, angles], dim=-1)  # (seq_len, D)
+    return angles.cos().float(), angles.sin().float()
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate x (B, T, heads, D) by position: x * cos + rotate_half(x) * sin, with cos/sin (T, D)."""
+    cos, sin = cos.to(x.dtype)[None, :, None, :], sin.to(x.dtype)[None, :, None, :]  # (1, T, 1, D)
+    x1, x2 = x.chunk(2, dim=-1)  # (B, T, heads, D/2) each
+    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+
+
+class KVCache:
+    """Keys and values of every layer for positions 0..pos-1, preallocated as (n_layers, B, K, max_len, D).
+
+    `Transformer.forward(idx, kv_cache=cache)` writes the new tokens' keys/values at pos.. and advances pos. Use it
+    under torch.no_grad(). All rows of the batch share one position counter.
+    """
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        batch_size: int,
+        max_len: int | None = None,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        max_len = cfg.seq_len if max_len is None else max_len
+        if not 1 <= max_len <= cfg.seq_len:
+            raise LlmlabError(f"KV cache max_len={max_len} must be between 1 and the model's seq_len={cfg.seq_len}")
+        shape = (cfg.depth, batch_size, cfg.n_kv_heads, max_len, cfg.head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)  # (L, B, K, max_len, D)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)  # (L, B, K, max_len, D)
+        self.pos = 0
+
+    @property
+    def batch_size(self) -> int:
+        return self.k.shape[1]
+
+    @property
+    def max_len(self) -> int:
+        return self.k.shape[3]
+
+    def reset(self) -> None:
+        """Forget every position (the buffers are kept and overwritten)."""
+        self.pos = 0
+
+    def expand(self, n: int) -> KVCache:
+        """A new cache with each row repeated n times (row b -> rows b*n..b*n+n-1), e.g. one prompt -> n samples."""
+        new = KVCache.__new__(KVCache)
+        new.k = self.k.repeat_interleave(n, dim=1)  # (L, B*n, K, max_len, D)
+        new.v = self.v.repeat_interleave(n, dim=1)
+        new.pos = self.pos
+        return new
+
+    def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store k, v (B, K, T, D) at positions pos..pos+T-1 of `layer`; return keys/values (B, K, pos+T, D)."""
+        end = self.pos + k.shape[2]
+        self.k[layer, :, :, self.pos : end] = k
+        self.v[layer, :, :, self.pos : end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        self.wq = nn.Linear(cfg.d_model, cfg.n_heads * cfg.head_dim, bias=False)
+        self.wk = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.wv = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.wo = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.d_model, bias=False)
+        if cfg.qk_norm:  # RMSNorm per head over head_dim, one gain shared by all heads (as Qwen3)
+            self.q_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
+            self.k_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
+        self.qk_norm = cfg.qk_norm
+
+    def forward(
+        self,
+        x: Tensor,
+        rope: tuple[Tensor, Tensor] | None,
+        cache: KVCache | None,
+        layer: int,
+        mask: Tensor | None,
+        is_causal: bool,
+    ) -> Tensor:
+        B, T, _ = x.shape
+        q = self.wq(x).view(B, T, self.n_heads, self.head_dim)  # (B, T, H, D)
+        k = self.wk(x).view(B, T, self.n_kv_heads, self.head_dim)  # (B, T, K, D)
+        v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim)  # (B, T, K, D)
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D), (B, K, T, D) x2
+        if cache is not None:
+            k, v = cache.update(layer, k, v)  # (B, K, S, D)
+            k, v = k.to(q.dtype), v.to(q.dtype)
+        if self.n_kv_heads != self.n_heads:
+            groups = self.n_heads // self.n_kv_heads
+            k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)  # (B, H, S, D)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)  # (B, H, T, D)
+        return self.wo(y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))  # (B, T, C)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.kind = cfg.mlp
+        if cfg.mlp == "swiglu":
+            self.w_gate = nn.Linear(cfg.d_model, cfg.mlp_hidden, bias=False)
+        self.w_up = nn.Linear(cfg.d_model, cfg.mlp_hidden, bias=False)
+        self.w_down = nn.Linear(cfg.mlp_hidden, cfg.d_model, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.w_up(x)  # (B, T, mlp_hidden)
+        if self.kind == "swiglu":
+            h = F.silu(self.w_gate(x)) * h
+        elif self.kind == "relu2":
+            h = F.relu(h).square()
+        else:
+            h = F.gelu(h, approximate="tanh")
+        return self.w_down(h)  # (B, T, C)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.attn_norm = _norm(cfg, cfg.d_model)
+        self.attn = Attention(cfg)
+        self.mlp_norm = _norm(cfg, cfg.d_model)
+        self.mlp = MLP(cfg)
+
+    def forward(
+        self,
+        x: Tensor,  # (B, T, C)
+        rope: tuple[Tensor, Tensor] | None,
+        cache: KVCache | None,
+        layer: int,
+        mask: Tensor | None,
+        is_causal: bool,
+    ) -> Tensor:
+        x = x + self.attn(self.attn_norm(x), rope, cache, layer, mask, is_causal)
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class Transformer(nn.Module):
+    """Decoder-only language model. `forward` returns (logits, loss); see its docstring."""
+
+    def __init__(self, cfg: ModelConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        if cfg.pos_embedding == "learned":
+            self.pos_embed = nn.Embedding(cfg.seq_len, cfg.d_model)
+        else:  # not saved in the state dict: recomputed from the config, as HF Llama does
+            cos, sin = rope_tables(cfg.seq_len, cfg.head_dim, cfg.rope_theta)
+            self.register_buffer("rope_cos", cos, persistent=False)  # (seq_len, D)
+            self.register_buffer("rope_sin", sin, persistent=False)  # (seq_len, D)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.norm = _norm(cfg, cfg.d_model)
+        if not cfg.tie_embeddings:
+            self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.init_weights(seed)
+
+    @torch.no_grad()
+    def init_weights(self, seed: int) -> None:
+        """Deterministic init, the same on any device (drawn on the CPU from a generator seeded with `seed`).
+
+        Matrices: normal(0, cfg.weight_std); 1/sqrt(d_model) by default keeps each projection's output at the scale of
+        its input whatever the width, 0.02 is GPT-2's. Output projections (wo, w_down) are zero when zero_init_proj
+        (each block starts as the identity), else scaled by 1/sqrt(2 * depth) as GPT-2 does, so the residual stream
+        does not grow with depth. Token (and position) embeddings: std 1.0 when untied, because every block and the
+        head read the stream through a norm, so only its scale relative to the block outputs matters and unit scale
+        makes the first updates small relative to it; when tied the embedding is also the head, and std 1.0 would
+        give logits of std sqrt(d_model), so it gets weight_std. Norm gains start at 1.
+        """
+        cfg = self.cfg
+        gen = torch.Generator().manual_seed(seed)
+        std = cfg.weight_std
+        embed_std = std if cfg.tie_embeddings else 1.0
+        for name, p in self.named_parameters():
+            if p.dim() == 1:  # norm gains
+                p.fill_(1.0)
+                continue
+            if name.endswith(("attn.wo.weight", "mlp.w_down.weight")):
+                if cfg.zero_init_proj:
+                    p.zero_()
+                    continue
+                scale = std / math.sqrt(2 * cfg.depth)
+            elif name in ("embed.weight", "pos_embed.weight"):
+                scale = embed_std
+            else:
+                scale = std
+            p.copy_(torch.randn(p.shape, generator=gen) * scale)
+
+    def make_kv_cache(self, batch_size: int, max_len: int | None = None, dtype: torch.dtype | None = None) -> KVCache:
+        """An empty KVCache on this model's device (dtype defaults to the model's parameter dtype)."""
+        p = self.embed.weight
+        return KVCache(self.cfg, batch_size, max_len, dtype=dtype or p.dtype, device=p.device)
+
+    def forward(
+        self,
+        idx: Tensor,
+        targets: Tensor | None = None,
+        loss_mask: Tensor | None = None,
+        kv_cache: KVCache | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Logits (B, T, V) float32 for token ids idx (B, T), and the loss when targets (B, T) are given.
+
+        loss: mean cross-entropy over positions whose target is not -1 and, if loss_mask (B, T) is given, whose mask
+        is nonzero; 0 when no position counts. With kv_cache, idx holds the tokens at positions cache.pos..; the cache
+        is updated and cache.pos advanced by T.
+        """
+        cfg = self.cfg
+        if idx.dim() != 2:
+            raise LlmlabError(f"model input must be token ids of shape (batch, time), got shape {tuple(idx.shape)}")
+        B, T = idx.shape
+        shapes = [] if targets is None else [targets.shape] + ([] if loss_mask is None else [loss_mask.shape])
+        if any(shape != idx.shape for shape in shapes):
+            raise LlmlabError(
+                f"targets / loss_mask must have the input's shape {tuple(idx.shape)}, got "
+                f"{tuple(targets.shape)} / {None if loss_mask is None else tuple(loss_mask.shape)}"
+            )
+        start = 0 if kv_cache is None else kv_cache.pos
+        if kv_cache is None and T > cfg.seq_len:
+            raise LlmlabError(
+                f"sequence of {T} tokens is longer than the model's seq_len={cfg.seq_len} "
+                f"(the length of its {'RoPE' if cfg.pos_embedding == 'rope' else 'position'} table)"
+            )
+        if kv_cache is not None:
+            if start + T > kv_cache.max_len:
+                raise LlmlabError(
+                    f"KV cache overflow: {start} cached + {T} new tokens exceed its max_len={kv_cache.max_len}"
+                )
+            if B != kv_cache.batch_size:
+                raise LlmlabError(f"batch of {B} rows does not match the KV cache's batch_size={kv_cache.batch_size}")
+
+        x = self.embed(idx)  # (B, T, C)
+        rope = None
+        if cfg.pos_embedding == "learned":
+            x = x + self.pos_embed(torch.arange(start, start + T, device=idx.device))  # (B, T, C)
+        else:
+            rope = self.rope_cos[start : start + T], self.rope_sin[start : start + T]  # (T, D) each
+        # Which cached keys each new query sees: a square causal mask when nothing is cached before the new tokens,
+        # everything when decoding one token, and an explicit (T, S) mask for a chunk after a prefill.
+        mask, is_causal = None, True
+        if start > 0:
+            is_causal = False
+            if T > 1:
+                q_pos = torch.arange(start, start + T, device=idx.device)[:, None]  # (T, 1)
+                mask = torch.arange(start + T, device=idx.device)[None, :] <= q_pos  # (T, S) bool, True = attend
+        for layer, block in enumerate(self.blocks):
+            x = block(x, rope, kv_cache, layer, mask, is_causal)
+        x = self.norm(x)
+        head = self.embed.weight if cfg.tie_embeddings else self.lm_head.weight  # (V, C)
+        logits = F.linear(x, head).float()  # (B, T, V)
+        if cfg.logit_softcap is not None:
+            logits = cfg.logit_softcap * torch.tanh(logits / cfg.logit_softcap)
+        if kv_cache is not None:
+            kv_cache.pos += T
+
+        loss = None
+        if targets is not None:
+            counted = targets != -1  # (B, T)
+            if loss_mask is not None:
+                counted = counted & (loss_mask != 0)
+            ce = F.cross_entropy(logits.view(B * T, -1), targets.reshape(-1), ignore_index=-1, reduction="none")
+            loss = (ce * counted.view(-1)).sum() / counted.sum().clamp_min(1)
+        return logits, loss
