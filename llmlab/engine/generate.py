@@ -1,0 +1,192 @@
+"""Text generation with a KV cache: the prompt is run once (prefill), then each new token costs one cached step.
+
+    for step in generate(model, [tok.bos_id, *tok.encode("Once")], max_new_tokens=50, temperature=0.8, seed=0):
+        print(step.tokens[0])                           # the id produced for row 0 (None once the row stopped)
+    rows = generate_ids(model, prompt_ids, 50, num_samples=4, seed=1, stop_ids={tok.eos_id})
+
+Several samples of one prompt share its prefill: the cache is filled for one row and then repeated (`expand`). Each
+row stops at a stop id (the stop token is yielded, then None) and all stop at max_new_tokens or when the model's
+context is full. A prompt longer than the context keeps its last seq_len tokens, which leaves room for one new
+token; callers that want more room truncate the prompt themselves.
+
+Determinism: one torch.Generator, seeded with `seed`, draws every token of every row, so a seed gives the same
+tokens on the same device and dtype. Model calls and sampling run under torch.inference_mode(), entered only around
+them, so grad mode is never left changed while the caller holds a yielded step.
+
+Run the checks: `.venv/bin/pytest tests/test_engine.py`.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from llmlab.errors import LlmlabError
+from llmlab.model.transformer import KVCache, Transformer
+
+
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    """Raise LlmlabError for sampling options sample_next cannot use."""
+    if temperature < 0:
+        raise LlmlabError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise LlmlabError(f"top_k must be a positive number of tokens (or None for no limit), got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise LlmlabError(f"top_p must be in (0, 1] (or None for no limit), got {top_p}")
+
+
+@torch.inference_mode()
+def sample_next(
+    logits: Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """One token id per row, LongTensor (B,), drawn from logits (B, V).
+
+    temperature 0 is greedy (argmax; top_k and top_p then change nothing). Otherwise the logits are divided by the
+    temperature, cut to the top_k most likely tokens, then to the nucleus: the fewest most likely tokens whose
+    probabilities sum to at least top_p (the most likely token is always kept); the draw uses `generator`.
+    """
+    check_sampling(temperature, top_k, top_p)
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature  # (B, V)
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1): the k-th largest logit of each row
+        logits = logits.masked_fill(logits < kth, -torch.inf)
+    if top_p is not None and top_p < 1:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)  # (B, V) each
+        probs = sorted_logits.softmax(dim=-1)
+        mass_before = probs.cumsum(dim=-1) - probs  # (B, V): probability of the more likely tokens
+        sorted_logits = sorted_logits.masked_fill(mass_before >= top_p, -torch.inf)
+        logits = torch.empty_like(logits).scatter_(-1, order, sorted_logits)  # back to vocabulary order
+    probs = logits.softmax(dim=-1)  # (B, V)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one decoding step produced, row by row (one row per sample)."""
+
+    index: int  # 0 for the first new token
+    tokens: list[int | None]  # the id each row produced; None for a row that had already stopped
+    finish: list[str | None]  # None: the row goes on; "stop": it produced a stop id (now or before); "length":
+    # this is the last step (max_new_tokens reached or the context is full)
+    top: list[list[tuple[int, float]]]  # with return_top=k, each running row's k most likely next tokens as
+    # (id, probability) under the model's own distribution (softmax of the logits, before temperature, top-k and
+    # top-p), most likely first; [] for stopped rows and when return_top=0
+
+
+@torch.inference_mode()
+def _last_logits(model: Transformer, ids: Tensor, cache: KVCache) -> Tensor:
+    """Run ids (B, T) through the model after the cached positions; logits (B, V) of the last position."""
+    logits, _ = model(ids, kv_cache=cache)  # (B, T, V)
+    return logits[:, -1]
+
+
+@torch.inference_mode()
+def _top_tokens(logits: Tensor, k: int) -> list[list[tuple[int, float]]]:
+    probs, ids = logits.float().softmax(dim=-1).topk(min(k, logits.shape[-1]), dim=-1)  # (B, k) each
+    return [list(zip(row_ids, row_probs)) for row_ids, row_probs in zip(ids.tolist(), probs.tolist())]
+
+
+def generate(
+    model: Transformer,
+    prompt_ids: list[int],
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    stop_ids: Collection[int] = frozenset(),
+    num_samples: int = 1,
+    return_top: int = 0,
+) -> Iterator[Step]:
+    """Stream num_samples continuations of prompt_ids, one Step per new token (see the module docstring).
+
+    seed None draws from a randomly seeded generator. Sampling options as in `sample_next`.
+    """
+    vocab_size, seq_len = model.cfg.vocab_size, model.cfg.seq_len
+    if not prompt_ids:
+        raise LlmlabError("generation needs at least one prompt token (start from BOS for an empty prompt)")
+    if not all(0 <= i < vocab_size for i in prompt_ids):
+        bad = next(i for i in prompt_ids if not 0 <= i < vocab_size)
+        raise LlmlabError(f"prompt token id {bad} is outside the model's vocabulary (ids 0..{vocab_size - 1})")
+    if max_new_tokens < 0 or num_samples < 1 or return_top < 0:
+        raise LlmlabError(
+            f"need max_new_tokens >= 0, num_samples >= 1 and return_top >= 0; got {max_new_tokens}, "
+            f"{num_samples} and {return_top}"
+        )
+    check_sampling(temperature, top_k, top_p)
+    prompt = list(prompt_ids[-seq_len:])
+    n_steps = min(max_new_tokens, seq_len - len(prompt) + 1)  # the last new token is never fed to the model
+    if n_steps == 0:
+        return
+    device = model.embed.weight.device
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    stops = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)  # (n_stop,)
+
+    cache = model.make_kv_cache(1, max_len=len(prompt) + n_steps - 1)
+    logits = _last_logits(model, torch.tensor([prompt], device=device), cache)  # (1, V)
+    if num_samples > 1:
+        cache = cache.expand(num_samples)
+        logits = logits.expand(num_samples, -1)  # (N, V)
+    running = [True] * num_samples
+    for index in range(n_steps):
+        next_ids = sample_next(logits, temperature, top_k, top_p, generator)  # (N,)
+        stopped = torch.isin(next_ids, stops).tolist()
+        top = _top_tokens(logits, return_top) if return_top else [[] for _ in range(num_samples)]
+        tokens = [t if run else None for t, run in zip(next_ids.tolist(), running)]
+        top = [row if run else [] for row, run in zip(top, running)]
+        running = [run and not stop for run, stop in zip(running, stopped)]
+        last = index == n_steps - 1 or not any(running)
+        finish = [None if run and not last else "length" if run else "stop" for run in running]
+        yield Step(index, tokens, finish, top)
+        if last:
+            return
+        logits = _last_logits(model, next_ids[:, None], cache)  # (N, V); stopped rows are fed along, ignored
+
+
+def generate_ids(model: Transformer, prompt_ids: list[int], max_new_tokens: int, **options) -> list[list[int]]:
+    """Each row's new token ids, without the stop id that ended it; options as `generate` takes them."""
+    rows: list[list[int]] = [[] for _ in range(options.get("num_samples", 1))]
+    stop_ids = options.get("stop_ids", frozenset())
+    for step in generate(model, prompt_ids, max_new_tokens, **options):
+        for row, token in zip(rows, step.tokens):
+            if token is not None and token not in stop_ids:
+                row.append(token)
+    return rows
+
+
+class TextStream:
+    """Token ids -> text as they come: bytes of a character split across tokens are held until it is complete.
+
+        stream = TextStream(tokenizer)
+        for step in generate(...):
+            print(stream.push(step.tokens[0]), end="", flush=True)
+        print(stream.flush())
+
+    Bytes that can never form valid UTF-8 become U+FFFD, as Tokenizer.decode does.
+    """
+
+    def __init__(self, tokenizer) -> None:
+        self._tokenizer = tokenizer
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def push(self, token_id: int) -> str:
+        """The text that token_id completes (possibly "")."""
+        return self._decoder.decode(self._tokenizer.token_bytes(token_id))
+
+    def flush(self) -> str:
+        """Whatever is held back at the end of the stream (U+FFFD for an unfinished character)."""
+        return self._decoder.decode(b"", final=True)
