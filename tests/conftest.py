@@ -36,3 +36,23 @@ def tiny_tokenizer(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tok") / "tokenizer"
     train_tokenizer(texts, vocab_size=400, out_dir=folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_tokenizer) -> Path:
+    """A run directory with the tiny tokenizer and prepared token shards of ~300 generated documents."""
+    import json
+    import shutil
+
+    from llmlab.cli.data import prepare
+    from llmlab.data.prepare import PrepareConfig
+
+    root = tmp_path_factory.mktemp("run")
+    rng = random.Random(1)
+    with open(root / "docs.jsonl", "w", encoding="utf-8") as f:
+        for _ in range(300):
+            f.write(json.dumps({"text": make_text(rng, rng.randint(60, 200))}) + "\n")
+    run = root / "run"
+    shutil.copytree(tiny_tokenizer, run / "tokenizer")
+    prepare(run_dir=run, data=PrepareConfig(sources=[f"jsonl:{root / 'docs.jsonl'}"], workers=1))
+    return run

@@ -19,10 +19,12 @@ from llmlab.errors import LlmlabError
 
 def commands() -> dict:
     """The command tree. Command modules import their heavy dependencies inside the functions, so --help is fast."""
-    from llmlab.cli import data, tokenizer
+    from llmlab.cli import data, pretrain, sample, tokenizer
 
     return {
         "data": {"prepare": data.prepare, "stats": data.stats},
+        "pretrain": pretrain.pretrain,
+        "sample": sample.sample,
         "tokenizer": {
             "train": tokenizer.train,
             "encode": tokenizer.encode,

@@ -1,0 +1,303 @@
+"""Pre-training: compress the token shards of a run into a transformer that predicts the next token.
+
+    llmlab pretrain --run_dir runs/x                     # the default CPU run (see PretrainConfig for the dial)
+    torchrun --standalone --nproc_per_node 2 -m llmlab pretrain --run_dir runs/x     # DDP, gloo on CPU
+    llmlab pretrain --run_dir runs/x --resume true       # continue exactly from the newest intact checkpoint
+
+Outputs under <run_dir>/pretrain/: config.yaml, metrics.jsonl (one JSON object per logged step or eval),
+checkpoints/step_NNNNNN/; and the base model folder <run_dir>/base/ (see llmlab.model.folder).
+
+The depth dial: `depth` sets the model (ModelConfig.from_depth) and, unless given, the training quantities:
+    batch_size  = 16 * max(1, depth // 4) sequences of seq_len tokens
+    lr (AdamW)  = 0.004 * sqrt(768 / d_model)      nanochat's head learning rate, scaled with width as it does
+    embed_lr    = 0.05                             Adam on the embedding table (entries start at std 1)
+    muon_lr     = 0.02                             Muon's update is normalised, so one rate serves every width
+    tokens      = tokens_per_param * (non-embedding + head parameters)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from llmlab.data.loader import TokenWindows
+from llmlab.errors import LlmlabError
+from llmlab.files import atomic_write_json, fingerprint, save_config
+from llmlab.model.bpb import bits_per_byte
+from llmlab.model.config import ModelConfig
+from llmlab.model.flops import count_params, flops_per_token
+from llmlab.model.folder import save_model_folder
+from llmlab.model.transformer import Transformer
+from llmlab.tokenizer.bpe import Tokenizer
+from llmlab.train import checkpoint
+from llmlab.train.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
+from llmlab.train.optim import build_optimizer
+from llmlab.train.schedule import apply_lr, apply_muon_momentum, lr_multiplier, muon_momentum
+from llmlab.train.zip_view import format_zip_view, zip_view
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PretrainConfig:
+    """Pre-training settings; None means "derived from depth" (see the module docstring).
+
+    Args:
+        depth: the size dial: number of layers; width = 64 * depth (ModelConfig.from_depth).
+        preset: model recipe: default (RoPE, RMSNorm, QK-norm, ReLU², untied, softcap), gpt2 (nanoGPT baseline), llama.
+        seq_len: context length in tokens (the RoPE / position table length).
+        model_overrides: any ModelConfig field, e.g. {"d_model": 192, "qk_norm": false}.
+        optimizer: muon (Muon on block matrices, AdamW on the rest) or adamw (AdamW on everything).
+        batch_size: sequences per optimizer step, over all processes.
+        micro_batch_size: sequences per forward/backward on each process; gradient accumulation makes up the rest.
+        lr: AdamW learning rate (head, gains; everything with optimizer=adamw).
+        embed_lr: AdamW learning rate of the embedding table (optimizer=muon only).
+        muon_lr: Muon learning rate for the block matrices.
+        weight_decay: decoupled weight decay on matrices.
+        tokens: training tokens; None: tokens_per_param times (non-embedding + head) parameters.
+        tokens_per_param: the token budget's ratio when `tokens` is None (Chinchilla is ~20).
+        warmup_steps: linear warmup steps.
+        warmdown_frac: fraction of training at the end over which the learning rate decays linearly to 0.
+        grad_clip: clip the global gradient norm to this (0: off).
+        seed: seeds initialisation and data order.
+        eval_every: steps between held-out evaluations (0: only at the end).
+        eval_tokens: held-out tokens per periodic evaluation.
+        checkpoint_every: steps between checkpoints (0: only at the end).
+        keep_checkpoints: how many of the newest checkpoints to keep.
+        log_every: steps between metric lines.
+        device: auto (cuda if available), cpu or cuda.
+        compile: torch.compile the model (worth it for long runs; on CPU the warm-up takes a minute).
+        tensorboard: also write TensorBoard event files to <run_dir>/pretrain/tensorboard.
+    """
+
+    depth: int = 3
+    preset: str = "default"
+    seq_len: int = 256
+    model_overrides: dict = field(default_factory=dict)
+    optimizer: str = "muon"
+    batch_size: int | None = None
+    micro_batch_size: int | None = None
+    lr: float | None = None
+    embed_lr: float = 0.05
+    muon_lr: float = 0.02
+    weight_decay: float = 0.0
+    tokens: int | None = None
+    tokens_per_param: float = 1.5
+    warmup_steps: int = 20
+    warmdown_frac: float = 0.4
+    grad_clip: float = 0.0
+    seed: int = 0
+    eval_every: int = 100
+    eval_tokens: int = 65_536
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    device: str = "auto"
+    compile: bool = False
+    tensorboard: bool = False
+
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        """The model for a tokenizer of `vocab_size` tokens; overrides may enlarge the vocabulary or position table."""
+        sizes = {"vocab_size": vocab_size, "seq_len": self.seq_len, **self.model_overrides}
+        cfg = ModelConfig.preset(self.preset, self.depth, **sizes)
+        cfg.check_vocab(vocab_size)
+        if cfg.seq_len < self.seq_len:
+            raise LlmlabError(f"seq_len {self.seq_len} is beyond the model's {cfg.pos_embedding} table of {cfg.seq_len} positions")
+        return cfg
+
+    def resolved(self, model_cfg: ModelConfig) -> dict:
+        """Every derived quantity, filled in."""
+        params = count_params(model_cfg)
+        scaling_params = params["non_embedding"] + params["head"] + (params["embedding"] if model_cfg.tie_embeddings else 0)
+        batch_size = self.batch_size or 16 * max(1, self.depth // 4)
+        tokens = self.tokens or int(self.tokens_per_param * scaling_params)
+        return {
+            "batch_size": batch_size,
+            "lr": self.lr or 0.004 * math.sqrt(768 / model_cfg.d_model),
+            "steps": max(1, tokens // (batch_size * self.seq_len)),
+            "tokens": tokens,
+            "params": params,
+        }
+
+
+def _check_memory(model_cfg: ModelConfig, micro_batch: int, device: torch.device) -> None:
+    """Refuse a micro-batch whose activations would not fit, before any work (a rough upper estimate)."""
+    import psutil
+
+    c, t, layers = model_cfg.d_model, model_cfg.seq_len, model_cfg.depth
+    per_token = 4 * (layers * (16 * c + 3 * model_cfg.mlp_hidden) + 4 * model_cfg.vocab_size)  # bytes kept for backward
+    need = micro_batch * t * per_token
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else psutil.virtual_memory().available
+    if need > 0.8 * free:
+        raise LlmlabError(
+            f"a micro-batch of {micro_batch} x {t} tokens needs ~{need / 2**30:.1f} GiB of activations, but only "
+            f"{free / 2**30:.1f} GiB is free on {device}; lower --micro_batch_size (gradient accumulation keeps the batch)"
+        )
+
+
+class MetricsLog:
+    """metrics.jsonl (rank 0), truncated to the resumed step so a resumed run's log reads as one run."""
+
+    def __init__(self, path: Path, resume_step: int, enabled: bool, tensorboard_dir: Path | None):
+        self.path, self.enabled = path, enabled
+        if enabled and path.exists():
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows if r["step"] <= resume_step), encoding="utf-8")
+        self.tb = None
+        if enabled and tensorboard_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(tensorboard_dir))
+
+    def write(self, row: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.tb.add_scalar(key, value, row["step"])
+
+
+def token_byte_lengths(tok: Tokenizer) -> np.ndarray:
+    specials = set(tok.special_ids.values())
+    return np.array([0 if i in specials else len(tok.token_bytes(i)) for i in range(tok.vocab_size)], dtype=np.int64)
+
+
+def pretrain(run_dir: Path, cfg: PretrainConfig, resume: bool = False) -> dict:
+    """Train; returns a summary dict (final losses, timing). Under torchrun every process calls this."""
+    run_dir = Path(run_dir)
+    out = run_dir / "pretrain"
+    d = init_distributed(cfg.device)
+    try:
+        return _pretrain(run_dir, out, cfg, resume, d)
+    finally:
+        shutdown(d)
+
+
+def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Dist) -> dict:
+    from tqdm import tqdm
+
+    tok = Tokenizer.load(run_dir / "tokenizer")
+    model_cfg = cfg.model_config(tok.vocab_size)
+    plan = cfg.resolved(model_cfg)
+    batch, steps = plan["batch_size"], plan["steps"]
+    if batch % d.world:
+        raise LlmlabError(f"batch_size {batch} is not divisible by the {d.world} processes")
+    micro = cfg.micro_batch_size or batch // d.world
+    if (batch // d.world) % micro:
+        raise LlmlabError(f"micro_batch_size {micro} does not divide the per-process batch {batch // d.world}")
+    accum = batch // d.world // micro
+    _check_memory(model_cfg, micro, d.device)
+    tokens_dir = run_dir / "data" / "tokens"
+    train_data = TokenWindows(tokens_dir, "train", cfg.seq_len, tok.sha256)
+    val_data = TokenWindows(tokens_dir, "val", cfg.seq_len, tok.sha256)
+
+    model = Transformer(model_cfg, seed=cfg.seed).to(d.device)
+    optimizer = build_optimizer(model, cfg.optimizer, lr=plan["lr"], weight_decay=cfg.weight_decay,
+                                muon_lr=cfg.muon_lr, embed_lr=cfg.embed_lr)
+    settings_fp = fingerprint({"cfg": cfg, "world_batch": batch, "tokenizer": tok.sha256})
+    ckpt_dir = out / "checkpoints"
+    start_step = 0
+    if resume:
+        path = checkpoint.latest_intact(ckpt_dir)
+        if path is None:
+            log.info("pretrain: no intact checkpoint in %s, starting from scratch", ckpt_dir)
+        else:
+            state = checkpoint.load_checkpoint(path, model, optimizer)
+            if state["fingerprint"] != settings_fp:
+                raise LlmlabError(f"{path}: made with other settings than this run's; resume with the same config")
+            start_step = state["step"]
+            log.info("pretrain: resumed from %s (step %d of %d)", path, start_step, steps)
+    elif checkpoint.list_checkpoints(ckpt_dir):
+        raise LlmlabError(f"{ckpt_dir} already holds checkpoints: pass --resume true to continue, or use a new --run_dir")
+    if d.is_main:
+        save_config(out / "config.yaml", {**vars(cfg), "resolved": plan, "model": model_cfg.to_dict(), "world": d.world})
+
+    train_model = model
+    if cfg.compile:
+        train_model = torch.compile(model)
+    if d.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(train_model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if d.device.type == "cuda" else nullcontext()
+
+    from llmlab.hardware import peak_flops
+
+    peak, peak_source = peak_flops(d.device)
+    flops_tok = flops_per_token(model_cfg, cfg.seq_len)
+    byte_lengths = token_byte_lengths(tok)
+    metrics = MetricsLog(out / "metrics.jsonl", start_step, d.is_main, out / "tensorboard" if cfg.tensorboard else None)
+    if d.is_main:
+        p = plan["params"]
+        print(f"pretrain: {p['total']:,} params ({p['non_embedding']:,} non-embedding), {steps} steps of {batch} x "
+              f"{cfg.seq_len} tokens = {steps * batch * cfg.seq_len:,} tokens ({train_data.n_windows * cfg.seq_len:,} "
+              f"in the train split), {d.world} process(es) on {d.device}; peak {peak / 1e9:,.0f} GFLOP/s ({peak_source})")
+
+    def evaluate(n_tokens: int) -> float:
+        stream = np.concatenate([np.asarray(s) for s in val_data.shards])[: n_tokens + 1]
+        return bits_per_byte(model, stream.astype(np.int64), byte_lengths, cfg.seq_len, device=d.device)["bpb"]
+
+    bar = tqdm(total=steps, initial=start_step, desc="pretrain", unit="step", disable=not d.is_main, dynamic_ncols=True)
+    t_start, t_window, tokens_window = time.time(), time.time(), 0
+    loss_value = float("nan")
+    for step in range(start_step, steps):
+        apply_lr(optimizer, lr_multiplier(step, steps, cfg.warmup_steps, cfg.warmdown_frac))
+        apply_muon_momentum(optimizer, muon_momentum(step))
+        model.train()
+        step_loss = torch.zeros((), device=d.device)
+        for m in range(accum):
+            x, y = train_data.batch(step, batch, d.rank * accum + m, d.world * accum, cfg.seed)
+            x, y = x.to(d.device), y.to(d.device)
+            sync = m == accum - 1 or d.world == 1
+            with (nullcontext() if sync else train_model.no_sync()), autocast:
+                _, loss = train_model(x, y)
+                (loss / accum).backward()
+            step_loss += loss.detach() / accum
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_value = float(all_reduce_sum(step_loss, d)) / d.world
+        tokens_window += batch * cfg.seq_len
+        done = step + 1
+        bar.update(1)
+        if done % cfg.log_every == 0 or done == steps:
+            elapsed = time.time() - t_window
+            tok_s = tokens_window / elapsed
+            mfu = tok_s * flops_tok / (peak * d.world)
+            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_s:,.0f}", mfu=f"{mfu:.0%}")
+            metrics.write({"step": done, "loss": loss_value, "lr_mult": lr_multiplier(step, steps, cfg.warmup_steps, cfg.warmdown_frac),
+                           "tokens": done * batch * cfg.seq_len, "tok_s": tok_s, "mfu": mfu, "time": time.time() - t_start})
+            t_window, tokens_window = time.time(), 0
+        if cfg.eval_every and done % cfg.eval_every == 0 and done != steps and d.is_main:
+            metrics.write({"step": done, "val_bpb": evaluate(cfg.eval_tokens), "time": time.time() - t_start})
+            t_window = time.time()  # evaluation time is not training throughput
+        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != steps and d.is_main:
+            checkpoint.save_checkpoint(ckpt_dir, done, model, optimizer, {"fingerprint": settings_fp}, cfg.keep_checkpoints)
+            t_window = time.time()
+        barrier(d)
+    bar.close()
+    summary = {"steps": steps, "final_loss": loss_value, "train_seconds": time.time() - t_start}
+    if d.is_main:
+        checkpoint.save_checkpoint(ckpt_dir, steps, model, optimizer, {"fingerprint": settings_fp}, cfg.keep_checkpoints)
+        summary["val_bpb"] = evaluate(cfg.eval_tokens)
+        metrics.write({"step": steps, "val_bpb": summary["val_bpb"], "time": time.time() - t_start})
+        save_model_folder(run_dir / "base", model, run_dir / "tokenizer",
+                          {"stage": "base", "steps": steps, "tokens": steps * batch * cfg.seq_len, "val_bpb": summary["val_bpb"]})
+        view = zip_view(model, tok, run_dir, byte_lengths, d.device)
+        atomic_write_json(out / "zip_view.json", view)
+        print(format_zip_view(view))
+        summary["zip_view"] = view
+    barrier(d)
+    return summary
