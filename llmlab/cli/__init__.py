@@ -19,10 +19,11 @@ from llmlab.errors import LlmlabError
 
 def commands() -> dict:
     """The command tree. Command modules import their heavy dependencies inside the functions, so --help is fast."""
-    from llmlab.cli import data, pretrain, sample, tokenizer
+    from llmlab.cli import data, plan, pretrain, sample, tokenizer
 
     return {
         "data": {"prepare": data.prepare, "stats": data.stats},
+        "plan": plan.plan,
         "pretrain": pretrain.pretrain,
         "sample": sample.sample,
         "tokenizer": {

@@ -62,7 +62,7 @@ class Hardware:
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything `llmlab plan` prints; asdict(plan) is its JSON."""
+    """Everything `llmlab plan` prints; plan_to_dict(plan) is its JSON."""
 
     model: dict
     params_total: int
@@ -105,7 +105,7 @@ def resolve_hardware(
     from llmlab.hardware import ACCELERATORS, describe_machine, find_accelerator, peak_flops
 
     if mfu is not None and not (isinstance(mfu, (int, float)) and 0 < mfu <= 1):
-        raise LlmlabError(f"mfu must be in (0, 1] (the fraction of peak FLOP/s training sustains, e.g. 0.4), got {mfu!r}")
+        raise LlmlabError(f"mfu must be in (0, 1] (the fraction of peak FLOP/s sustained, e.g. 0.4), got {mfu!r}")
     if usd_per_hour is not None and not (isinstance(usd_per_hour, (int, float)) and 0 <= usd_per_hour < math.inf):
         raise LlmlabError(f"price per hour must be a number >= 0, got {usd_per_hour!r}")
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -163,14 +163,15 @@ def budget_to_flops(
     hardware: Hardware, budget_flops: float | None, budget_dollars: float | None, budget_hours: float | None
 ) -> tuple[float, str] | None:
     """(training FLOPs, description) for the one budget given, or None when none is."""
-    given = {k: v for k, v in (("flops", budget_flops), ("dollars", budget_dollars), ("hours", budget_hours)) if v is not None}
+    budgets = {"flops": budget_flops, "dollars": budget_dollars, "hours": budget_hours}
+    given = {kind: value for kind, value in budgets.items() if value is not None}
     if not given:
         return None
     if len(given) > 1:
         raise LlmlabError(f"give one budget, not {len(given)}: {', '.join('budget_' + k for k in given)}")
-    (kind, value), = given.items()
+    kind, value = next(iter(given.items()))
     _check_positive(f"budget_{kind}", value)
-    on = f"on {hardware.count} x {hardware.name}"
+    on = f"on {hardware.name}" if hardware.count == 1 else f"on {hardware.count:,} x {hardware.name}"
     if kind == "flops":
         return value, format_flops(value)
     if kind == "hours":
@@ -248,6 +249,11 @@ def format_count(x: float) -> str:
     return f"{x:.3g}"
 
 
+def format_ratio(x: float) -> str:
+    """20.7 -> '20.7', 6234.5 -> '6,234' (no exponent)."""
+    return f"{x:.3g}" if x < 1000 else f"{x:,.0f}"
+
+
 def format_flops(x: float) -> str:
     """8.3e23 -> '8.3e23 FLOPs'."""
     mantissa, exponent = f"{x:.1e}".split("e")
@@ -264,10 +270,10 @@ def format_rate(flops_per_second: float) -> str:
 
 def format_duration(seconds: float) -> str:
     """Seconds, minutes, hours, days or years, whichever reads best."""
-    for limit, unit, size in ((60, "s", 1), (3600, "min", 60), (48 * 3600, "hours", 3600), (730 * 86400, "days", 86400)):
-        if seconds < limit:
-            return f"{seconds / size:.3g} {unit}"
-    return f"{seconds / (365.25 * 86400):.3g} years"
+    units = ((60, 1, "s"), (3600, 60, "min"), (48 * 3600, 3600, "hour"), (730 * 86400, 86400, "day"))
+    _, size, unit = next((u for u in units if seconds < u[0]), (math.inf, 365.25 * 86400, "year"))
+    value = f"{seconds / size:.3g}"
+    return f"{value} {unit}" if unit in ("s", "min") or value == "1" else f"{value} {unit}s"
 
 
 def format_dollars(x: float) -> str:
@@ -284,28 +290,34 @@ def format_plan(plan: Plan) -> str:
     """The plan as aligned `label  value` lines."""
     m, hw = plan.model, plan.hardware
     heads = f"{m['n_heads']} heads" + (f" ({m['n_kv_heads']} kv)" if m["n_kv_heads"] != m["n_heads"] else "")
+    model = (f"depth {m['depth']}, d_model {m['d_model']}, {heads}, {m['mlp']} MLP {m['mlp_hidden']}, "
+             f"vocab {m['vocab_size']:,}, seq_len {m['seq_len']:,}")
+    params = (f"{format_count(plan.params_total)} total, {format_count(plan.params_non_embedding)} non-embedding, "
+              f"{format_count(plan.params_scaling)} that multiply (non-embedding + head: the N of 6N)")
+    ratio = format_ratio(plan.tokens_per_param)
+    tokens = f"{format_count(plan.tokens)} ({ratio} tokens/param; Chinchilla ~20, nanochat ~10.5)"
+    compute = (f"{format_flops(plan.flops_per_token)} per token (6N + attention), "
+               f"{format_flops(plan.total_flops)} in total")
     fleet = hw.name if hw.count == 1 else f"{hw.count:,} x {hw.name}"
-    rows = [
-        ("model", f"depth {m['depth']}, d_model {m['d_model']}, {heads}, {m['mlp']} MLP {m['mlp_hidden']}, "
-                  f"vocab {m['vocab_size']:,}, seq_len {m['seq_len']:,}"),
-        ("parameters", f"{format_count(plan.params_total)} total, {format_count(plan.params_non_embedding)} non-embedding, "
-                       f"{format_count(plan.params_scaling)} that multiply (non-embedding + head: the N of 6N)"),
-        ("tokens", f"{format_count(plan.tokens)} ({plan.tokens_per_param:.3g} tokens/param; "
-                   "Chinchilla ~20, nanochat ~10.5)"),
-        ("FLOPs", f"{format_flops(plan.flops_per_token)} per token (6N + attention), "
-                  f"{format_flops(plan.total_flops)} in total"),
+    sustained = f"{hw.mfu:g} -> {format_rate(hw.sustained_flops)} sustained"
+    sustained += "" if hw.count == 1 else f" by all {hw.count:,}"
+    cost = (f"{format_dollars(plan.cost_usd)} ({format_count(plan.device_hours)} device-hours at "
+            f"{format_dollars(hw.usd_per_hour)}/h each)")
+    optimal = (f"for {format_flops(plan.total_flops)} at {plan.reference_tokens_per_param:g} tokens/param: "
+               f"~{format_count(plan.optimal_params)} params on {format_count(plan.optimal_tokens)} tokens "
+               f"~ depth {plan.optimal_depth} of the dial ({format_count(plan.optimal_depth_params)} params)")
+    rows = [("budget", plan.budget)] if plan.budget is not None else []
+    rows += [
+        ("model", model),
+        ("parameters", params),
+        ("tokens", tokens),
+        ("compute", compute),
         ("hardware", fleet),
         ("peak", f"{format_rate(hw.peak_flops)} per device ({hw.peak_source})"),
-        ("assumed MFU", f"{hw.mfu:g} -> {format_rate(hw.sustained_flops)} sustained"
-                        + ("" if hw.count == 1 else f" by all {hw.count:,}")),
+        ("assumed MFU", sustained),
         ("wall time", format_duration(plan.seconds)),
-        ("cost", f"{format_dollars(plan.cost_usd)} ({format_count(plan.device_hours)} device-hours at "
-                 f"{format_dollars(hw.usd_per_hour)}/h each)"),
-        ("compute-optimal", f"for {format_flops(plan.total_flops)} at {plan.reference_tokens_per_param:g} tokens/param: "
-                            f"~{format_count(plan.optimal_params)} params on {format_count(plan.optimal_tokens)} tokens "
-                            f"~ depth {plan.optimal_depth} of the dial ({format_count(plan.optimal_depth_params)} params)"),
+        ("cost", cost),
+        ("compute-optimal", optimal),
     ]
-    if plan.budget is not None:
-        rows.insert(0, ("budget", plan.budget))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)

@@ -46,16 +46,23 @@ from llmlab.train.zip_view import format_zip_view, zip_view
 log = logging.getLogger(__name__)
 
 
+# Training presets that are more than a model preset: the baseline pairs nanoGPT's model with its optimizer.
+TRAINING_PRESETS = {"gpt2-adamw": {"model": "gpt2", "optimizer": "adamw"}}
+
+
 @dataclass
 class PretrainConfig:
     """Pre-training settings; None means "derived from depth" (see the module docstring).
 
     Args:
         depth: the size dial: number of layers; width = 64 * depth (ModelConfig.from_depth).
-        preset: model recipe: default (RoPE, RMSNorm, QK-norm, ReLU², untied, softcap), gpt2 (nanoGPT baseline), llama.
+        preset: the recipe: default (RoPE, RMSNorm, QK-norm, ReLU², untied head, softcap; Muon), gpt2-adamw (the
+            nanoGPT baseline: learned positions, LayerNorm, GELU, tied head; AdamW), or a model preset of
+            ModelConfig (gpt2, llama) trained with Muon.
         seq_len: context length in tokens (the RoPE / position table length).
         model_overrides: any ModelConfig field, e.g. {"d_model": 192, "qk_norm": false}.
-        optimizer: muon (Muon on block matrices, AdamW on the rest) or adamw (AdamW on everything).
+        optimizer: muon (Muon on block matrices, AdamW on the rest) or adamw (AdamW on everything); None: the
+            preset's (adamw for gpt2-adamw, else muon).
         batch_size: sequences per optimizer step, over all processes.
         micro_batch_size: sequences per forward/backward on each process; gradient accumulation makes up the rest.
         lr: AdamW learning rate (head, gains; everything with optimizer=adamw).
@@ -82,7 +89,7 @@ class PretrainConfig:
     preset: str = "default"
     seq_len: int = 256
     model_overrides: dict = field(default_factory=dict)
-    optimizer: str = "muon"
+    optimizer: str | None = None
     batch_size: int | None = None
     micro_batch_size: int | None = None
     lr: float | None = None
@@ -107,7 +114,7 @@ class PretrainConfig:
     def model_config(self, vocab_size: int) -> ModelConfig:
         """The model for a tokenizer of `vocab_size` tokens; overrides may enlarge the vocabulary or position table."""
         sizes = {"vocab_size": vocab_size, "seq_len": self.seq_len, **self.model_overrides}
-        cfg = ModelConfig.preset(self.preset, self.depth, **sizes)
+        cfg = ModelConfig.preset(TRAINING_PRESETS.get(self.preset, {}).get("model", self.preset), self.depth, **sizes)
         cfg.check_vocab(vocab_size)
         if cfg.seq_len < self.seq_len:
             raise LlmlabError(f"seq_len {self.seq_len} is beyond the model's {cfg.pos_embedding} table of {cfg.seq_len} positions")
@@ -122,6 +129,7 @@ class PretrainConfig:
         return {
             "batch_size": batch_size,
             "lr": self.lr or 0.004 * math.sqrt(768 / model_cfg.d_model),
+            "optimizer": self.optimizer or TRAINING_PRESETS.get(self.preset, {}).get("optimizer", "muon"),
             "steps": max(1, tokens // (batch_size * self.seq_len)),
             "tokens": tokens,
             "params": params,
@@ -203,11 +211,11 @@ def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Di
     val_data = TokenWindows(tokens_dir, "val", cfg.seq_len, tok.sha256)
 
     model = Transformer(model_cfg, seed=cfg.seed).to(d.device)
-    optimizer = build_optimizer(model, cfg.optimizer, lr=plan["lr"], weight_decay=cfg.weight_decay,
+    optimizer = build_optimizer(model, plan["optimizer"], lr=plan["lr"], weight_decay=cfg.weight_decay,
                                 muon_lr=cfg.muon_lr, embed_lr=cfg.embed_lr)
     settings_fp = fingerprint({"cfg": cfg, "world_batch": batch, "tokenizer": tok.sha256})
     ckpt_dir = out / "checkpoints"
-    start_step = 0
+    start_step, train_time = 0, 0.0
     if resume:
         path = checkpoint.latest_intact(ckpt_dir)
         if path is None:
@@ -216,7 +224,7 @@ def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Di
             state = checkpoint.load_checkpoint(path, model, optimizer)
             if state["fingerprint"] != settings_fp:
                 raise LlmlabError(f"{path}: made with other settings than this run's; resume with the same config")
-            start_step = state["step"]
+            start_step, train_time = state["step"], state["train_time"]
             log.info("pretrain: resumed from %s (step %d of %d)", path, start_step, steps)
     elif checkpoint.list_checkpoints(ckpt_dir):
         raise LlmlabError(f"{ckpt_dir} already holds checkpoints: pass --resume true to continue, or use a new --run_dir")
@@ -249,10 +257,12 @@ def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Di
         return bits_per_byte(model, stream.astype(np.int64), byte_lengths, cfg.seq_len, device=d.device)["bpb"]
 
     bar = tqdm(total=steps, initial=start_step, desc="pretrain", unit="step", disable=not d.is_main, dynamic_ncols=True)
-    t_start, t_window, tokens_window = time.time(), time.time(), 0
+    window_seconds, window_tokens = 0.0, 0  # throughput counts training steps only, not evaluation or checkpoints
     loss_value = float("nan")
     for step in range(start_step, steps):
-        apply_lr(optimizer, lr_multiplier(step, steps, cfg.warmup_steps, cfg.warmdown_frac))
+        t0 = time.perf_counter()
+        lr_mult = lr_multiplier(step, steps, cfg.warmup_steps, cfg.warmdown_frac)
+        apply_lr(optimizer, lr_mult)
         apply_muon_momentum(optimizer, muon_momentum(step))
         model.train()
         step_loss = torch.zeros((), device=d.device)
@@ -269,30 +279,31 @@ def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Di
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         loss_value = float(all_reduce_sum(step_loss, d)) / d.world
-        tokens_window += batch * cfg.seq_len
+        step_seconds = time.perf_counter() - t0
+        train_time += step_seconds
+        window_seconds, window_tokens = window_seconds + step_seconds, window_tokens + batch * cfg.seq_len
         done = step + 1
         bar.update(1)
         if done % cfg.log_every == 0 or done == steps:
-            elapsed = time.time() - t_window
-            tok_s = tokens_window / elapsed
+            tok_s = window_tokens / window_seconds
             mfu = tok_s * flops_tok / (peak * d.world)
             bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_s:,.0f}", mfu=f"{mfu:.0%}")
-            metrics.write({"step": done, "loss": loss_value, "lr_mult": lr_multiplier(step, steps, cfg.warmup_steps, cfg.warmdown_frac),
-                           "tokens": done * batch * cfg.seq_len, "tok_s": tok_s, "mfu": mfu, "time": time.time() - t_start})
-            t_window, tokens_window = time.time(), 0
+            metrics.write({"step": done, "loss": loss_value, "lr_mult": lr_mult, "tokens": done * batch * cfg.seq_len,
+                           "tok_s": tok_s, "mfu": mfu, "train_time": train_time})
+            window_seconds, window_tokens = 0.0, 0
         if cfg.eval_every and done % cfg.eval_every == 0 and done != steps and d.is_main:
-            metrics.write({"step": done, "val_bpb": evaluate(cfg.eval_tokens), "time": time.time() - t_start})
-            t_window = time.time()  # evaluation time is not training throughput
+            metrics.write({"step": done, "val_bpb": evaluate(cfg.eval_tokens), "train_time": train_time})
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != steps and d.is_main:
-            checkpoint.save_checkpoint(ckpt_dir, done, model, optimizer, {"fingerprint": settings_fp}, cfg.keep_checkpoints)
-            t_window = time.time()
+            checkpoint.save_checkpoint(ckpt_dir, done, model, optimizer, {"fingerprint": settings_fp, "train_time": train_time},
+                                       cfg.keep_checkpoints)
         barrier(d)
     bar.close()
-    summary = {"steps": steps, "final_loss": loss_value, "train_seconds": time.time() - t_start}
+    summary = {"steps": steps, "final_loss": loss_value, "train_seconds": train_time}
     if d.is_main:
-        checkpoint.save_checkpoint(ckpt_dir, steps, model, optimizer, {"fingerprint": settings_fp}, cfg.keep_checkpoints)
+        checkpoint.save_checkpoint(ckpt_dir, steps, model, optimizer, {"fingerprint": settings_fp, "train_time": train_time},
+                                   cfg.keep_checkpoints)
         summary["val_bpb"] = evaluate(cfg.eval_tokens)
-        metrics.write({"step": steps, "val_bpb": summary["val_bpb"], "time": time.time() - t_start})
+        metrics.write({"step": steps, "val_bpb": summary["val_bpb"], "train_time": train_time})
         save_model_folder(run_dir / "base", model, run_dir / "tokenizer",
                           {"stage": "base", "steps": steps, "tokens": steps * batch * cfg.seq_len, "val_bpb": summary["val_bpb"]})
         view = zip_view(model, tok, run_dir, byte_lengths, d.device)
