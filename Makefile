@@ -26,6 +26,8 @@ $(STAMP): pyproject.toml requirements-data.txt
 
 speedrun: install
 	$(BIN)/llmlab data prepare --run_dir $(RUN_DIR)
+	$(BIN)/llmlab pretrain --run_dir $(RUN_DIR) --resume true
+	$(BIN)/llmlab sample --model $(RUN_DIR)/base --prompt "The history of" --max_tokens 80 --num_samples 2
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -33,6 +35,8 @@ test: install
 bench: install
 	$(BIN)/python bench/bench_tokenize.py
 	$(BIN)/python bench/bench_prepare_memory.py
+	$(BIN)/python bench/bench_pretrain.py
+	$(BIN)/python bench/bench_ablations.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -17,7 +17,7 @@ from llmlab.cli.data import prepare
 from llmlab.data.clean import CleanConfig, clean_text
 from llmlab.data.minhash import near_duplicates, signature
 from llmlab.data.prepare import PrepareConfig
-from llmlab.data.shards import HEADER_BYTES, document_lengths, open_shard, read_header
+from llmlab.data.shards import HEADER_BYTES, ShardWriter, document_lengths, open_shard, read_header, token_dtype
 from llmlab.data.sources import Problems, iter_source, parse_spec
 from llmlab.data.split import is_reserved_title, split_of
 from llmlab.data.store import iter_clean_docs
@@ -299,3 +299,16 @@ def test_truncated_or_foreign_shard_gives_clear_error(tmp_path, tiny_tokenizer):
     path.write_bytes(data[: HEADER_BYTES - 1])
     with pytest.raises(LlmlabError, match="shorter than the 64-byte header"):
         read_header(path)
+
+
+def test_big_vocabularies_get_uint32_shards(tmp_path):
+    assert token_dtype(65_536) == np.uint16 and token_dtype(65_537) == np.uint32
+    writer = ShardWriter(tmp_path, "train", token_dtype(100_000), "ab" * 32, shard_tokens=5)
+    docs = [np.array([0, 70_000, 99_999]), np.array([0, 3]), np.array([0, 65_536, 1, 2])]
+    for doc in docs:
+        writer.add(doc)
+    shards = writer.close()
+    assert [s["docs"] for s in shards] == [2, 1]
+    tokens = np.concatenate([open_shard(tmp_path / s["file"], "ab" * 32) for s in shards])
+    assert tokens.dtype == np.uint32 and tokens.tolist() == [t for d in docs for t in d.tolist()]
+    assert read_header(tmp_path / shards[0]["file"]).itemsize == 4

@@ -39,6 +39,7 @@ VARIANTS = {
     "mqa_swiglu_learned": tiny(n_kv_heads=1, mlp="swiglu", pos_embedding="learned"),
     "gelu_layernorm_tied": tiny(mlp="gelu", norm="layernorm", tie_embeddings=True, logit_softcap=None),
     "no_qk_norm_zero_init": tiny(qk_norm=False, zero_init_proj=True, mlp_hidden=48, rope_theta=500.0),
+    "untied_softcap": tiny(tie_embeddings=False, logit_softcap=15.0),
 }
 
 
@@ -61,8 +62,10 @@ def test_presets():
     default = ModelConfig.preset("default", 4, vocab_size=4096, seq_len=256)
     assert default == ModelConfig.from_depth(4, 4096, 256)
     assert (default.pos_embedding, default.norm, default.mlp) == ("rope", "rmsnorm", "relu2")
-    assert default.qk_norm and not default.tie_embeddings and default.zero_init_proj
-    assert default.logit_softcap == 15.0 and default.weight_std == 256**-0.5
+    assert default.qk_norm and default.tie_embeddings and default.zero_init_proj
+    assert default.logit_softcap is None and default.weight_std == 256**-0.5
+    llama = ModelConfig.preset("llama", 4, vocab_size=4096, seq_len=256)
+    assert not llama.tie_embeddings and llama.mlp == "swiglu" and not llama.qk_norm
     gpt2 = ModelConfig.preset("gpt2", 4, vocab_size=4096, seq_len=256)
     assert (gpt2.pos_embedding, gpt2.norm, gpt2.mlp) == ("learned", "layernorm", "gelu")
     assert gpt2.tie_embeddings and gpt2.logit_softcap is None and not gpt2.zero_init_proj and gpt2.weight_std == 0.02
@@ -136,7 +139,8 @@ def test_parameter_names_are_llama_compatible():
     block |= {f"blocks.{i}.attn.{w}.weight" for i in range(2) for w in ("wq", "wk", "wv", "wo")}
     qk = {f"blocks.{i}.attn.{n}.weight" for i in range(2) for n in ("q_norm", "k_norm")}
     gate = {f"blocks.{i}.mlp.w_gate.weight" for i in range(2)}
-    assert _names(VARIANTS["default"]) == {"embed.weight", "norm.weight", "lm_head.weight"} | block | qk
+    assert _names(VARIANTS["default"]) == {"embed.weight", "norm.weight"} | block | qk
+    assert _names(VARIANTS["untied_softcap"]) == {"embed.weight", "norm.weight", "lm_head.weight"} | block | qk
     assert _names(VARIANTS["llama"]) == {"embed.weight", "norm.weight", "lm_head.weight"} | block | gate
     assert _names(VARIANTS["gpt2"]) == {"embed.weight", "pos_embed.weight", "norm.weight"} | block
     model = Transformer(VARIANTS["llama"])
@@ -179,14 +183,16 @@ def test_init_is_deterministic_and_follows_the_switches():
     assert torch.equal(zero.norm.weight, torch.ones(32))
     gpt2 = Transformer(VARIANTS["gpt2"])
     assert gpt2.embed.weight.std().item() == pytest.approx(0.02, rel=0.1)  # tied: the head's scale
-    assert a.embed.weight.std().item() == pytest.approx(1.0, rel=0.1)  # untied
+    assert a.embed.weight.std().item() == pytest.approx(32**-0.5, rel=0.15)  # tied: the head's scale
+    untied = Transformer(VARIANTS["untied_softcap"])
+    assert untied.embed.weight.std().item() == pytest.approx(1.0, rel=0.1)  # untied
 
 
 # ---- forward ------------------------------------------------------------------------------------------------------
 
 
 def test_forward_shapes_and_loss():
-    model = Transformer(VARIANTS["default"])
+    model = Transformer(VARIANTS["untied_softcap"])
     idx, targets = tokens(3, 10), tokens(3, 10, seed=1)
     logits, loss = model(idx)
     assert logits.shape == (3, 10, V) and logits.dtype == torch.float32 and loss is None

@@ -96,6 +96,10 @@ def test_pretrain_learns_and_writes_base_model(tiny_run, tmp_path, capsys):
     assert "held-out bits per byte" in capsys.readouterr().out
     with pytest.raises(LlmlabError, match="already holds checkpoints"):
         pretrain(run, PretrainConfig(**TINY, tokens=8 * 32 * 40))
+    again = pretrain(run, PretrainConfig(**{**TINY, "log_every": 5}, tokens=8 * 32 * 40), resume=True)
+    assert again.get("skipped") and "already trained" in capsys.readouterr().out  # a finished run is a no-op
+    with pytest.raises(LlmlabError, match="other settings"):
+        pretrain(run, PretrainConfig(**TINY, tokens=8 * 32 * 40, seed=1), resume=True)
 
 
 def test_bad_training_configs_fail_before_work(tiny_run, tmp_path):

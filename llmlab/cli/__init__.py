@@ -22,11 +22,13 @@ def commands() -> dict:
     from llmlab.cli import data, plan, pretrain, sample, tokenizer
 
     return {
-        "data": {"prepare": data.prepare, "stats": data.stats},
+        "data": {"_help": "Build a run's dataset (clean, dedup, tokenize into shards) and describe it.",
+                 "prepare": data.prepare, "stats": data.stats},
         "plan": plan.plan,
         "pretrain": pretrain.pretrain,
         "sample": sample.sample,
         "tokenizer": {
+            "_help": "Train, use and measure the run's byte-level BPE tokenizer.",
             "train": tokenizer.train,
             "encode": tokenizer.encode,
             "decode": tokenizer.decode,

@@ -9,10 +9,14 @@ checkpoints/step_NNNNNN/; and the base model folder <run_dir>/base/ (see llmlab.
 
 The depth dial: `depth` sets the model (ModelConfig.from_depth) and, unless given, the training quantities:
     batch_size  = 16 * max(1, depth // 4) sequences of seq_len tokens
-    lr (AdamW)  = 0.004 * sqrt(768 / d_model)      nanochat's head learning rate, scaled with width as it does
-    embed_lr    = 0.05                             Adam on the embedding table (entries start at std 1)
     muon_lr     = 0.02                             Muon's update is normalised, so one rate serves every width
-    tokens      = tokens_per_param * (non-embedding + head parameters)
+    embed_lr    = 0.05                             AdamW on the (tied) embedding matrix under Muon
+    lr (AdamW)  = 0.004 * sqrt(768 / d_model)      with Muon: the norm gains (nanochat's head rate, width-scaled);
+                  / 4 with optimizer=adamw          AdamW on everything needs a lower rate (0.002 at depth 3);
+                  1e-3 for gpt2-adamw               the baseline's best of {1e-3, 3e-3, 8e-3}
+    tokens      = tokens_per_param * N, N = the parameters that multiply (non-embedding + head; the embedding
+                  matrix when tied); tokens_per_param = 2 is set by the CPU budget: ~7 min of training at depth 3
+                  on 2 cores (Chinchilla's compute-optimal ratio is ~20; ablations and sweeps: docs/LOG.md)
 """
 
 from __future__ import annotations
@@ -46,8 +50,10 @@ from llmlab.train.zip_view import format_zip_view, zip_view
 log = logging.getLogger(__name__)
 
 
+_NOT_IN_FINGERPRINT = ("eval_every", "eval_tokens", "checkpoint_every", "keep_checkpoints", "log_every", "device",
+                       "compile", "tensorboard")
 # Training presets that are more than a model preset: the baseline pairs nanoGPT's model with its optimizer.
-TRAINING_PRESETS = {"gpt2-adamw": {"model": "gpt2", "optimizer": "adamw"}}
+TRAINING_PRESETS = {"gpt2-adamw": {"model": "gpt2", "optimizer": "adamw", "lr": 1e-3}}
 
 
 @dataclass
@@ -97,7 +103,7 @@ class PretrainConfig:
     muon_lr: float = 0.02
     weight_decay: float = 0.0
     tokens: int | None = None
-    tokens_per_param: float = 1.5
+    tokens_per_param: float = 2.0
     warmup_steps: int = 20
     warmdown_frac: float = 0.4
     grad_clip: float = 0.0
@@ -120,16 +126,25 @@ class PretrainConfig:
             raise LlmlabError(f"seq_len {self.seq_len} is beyond the model's {cfg.pos_embedding} table of {cfg.seq_len} positions")
         return cfg
 
+    def fingerprint(self, global_batch: int, tokenizer_sha256: str) -> str:
+        """What a checkpoint must match to be resumed: the settings that change the arithmetic (not logging,
+        evaluation, checkpointing, device or the number of processes, which keeps the global batch)."""
+        settings = {k: v for k, v in vars(self).items() if k not in _NOT_IN_FINGERPRINT}
+        return fingerprint({"cfg": settings, "global_batch": global_batch, "tokenizer": tokenizer_sha256})
+
     def resolved(self, model_cfg: ModelConfig) -> dict:
         """Every derived quantity, filled in."""
         params = count_params(model_cfg)
         scaling_params = params["non_embedding"] + params["head"] + (params["embedding"] if model_cfg.tie_embeddings else 0)
         batch_size = self.batch_size or 16 * max(1, self.depth // 4)
         tokens = self.tokens or int(self.tokens_per_param * scaling_params)
+        preset = TRAINING_PRESETS.get(self.preset, {})
+        optimizer = self.optimizer or preset.get("optimizer", "muon")
+        derived_lr = 0.004 * math.sqrt(768 / model_cfg.d_model) / (1 if optimizer == "muon" else 4)
         return {
             "batch_size": batch_size,
-            "lr": self.lr or 0.004 * math.sqrt(768 / model_cfg.d_model),
-            "optimizer": self.optimizer or TRAINING_PRESETS.get(self.preset, {}).get("optimizer", "muon"),
+            "lr": self.lr or preset.get("lr", derived_lr),
+            "optimizer": optimizer,
             "steps": max(1, tokens // (batch_size * self.seq_len)),
             "tokens": tokens,
             "params": params,
@@ -161,8 +176,10 @@ class MetricsLog:
             path.write_text("".join(json.dumps(r) + "\n" for r in rows if r["step"] <= resume_step), encoding="utf-8")
         self.tb = None
         if enabled and tensorboard_dir is not None:
-            from torch.utils.tensorboard import SummaryWriter
-
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as e:
+                raise LlmlabError("--train.tensorboard true needs the tensorboard package: pip install tensorboard") from e
             self.tb = SummaryWriter(str(tensorboard_dir))
 
     def write(self, row: dict) -> None:
@@ -174,6 +191,11 @@ class MetricsLog:
             for key, value in row.items():
                 if key != "step" and isinstance(value, (int, float)):
                     self.tb.add_scalar(key, value, row["step"])
+
+
+def _base_is_current(run_dir: Path, settings_fp: str) -> bool:
+    info = run_dir / "base" / "model.json"
+    return info.exists() and json.loads(info.read_text(encoding="utf-8")).get("settings_fingerprint") == settings_fp
 
 
 def token_byte_lengths(tok: Tokenizer) -> np.ndarray:
@@ -213,7 +235,7 @@ def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Di
     model = Transformer(model_cfg, seed=cfg.seed).to(d.device)
     optimizer = build_optimizer(model, plan["optimizer"], lr=plan["lr"], weight_decay=cfg.weight_decay,
                                 muon_lr=cfg.muon_lr, embed_lr=cfg.embed_lr)
-    settings_fp = fingerprint({"cfg": cfg, "world_batch": batch, "tokenizer": tok.sha256})
+    settings_fp = cfg.fingerprint(batch, tok.sha256)
     ckpt_dir = out / "checkpoints"
     start_step, train_time = 0, 0.0
     if resume:
@@ -225,6 +247,9 @@ def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Di
             if state["fingerprint"] != settings_fp:
                 raise LlmlabError(f"{path}: made with other settings than this run's; resume with the same config")
             start_step, train_time = state["step"], state["train_time"]
+            if start_step == steps and _base_is_current(run_dir, settings_fp):
+                print(f"pretrain: {run_dir / 'base'} is already trained with these settings; nothing to do")
+                return {"steps": steps, "train_seconds": train_time, "skipped": True}
             log.info("pretrain: resumed from %s (step %d of %d)", path, start_step, steps)
     elif checkpoint.list_checkpoints(ckpt_dir):
         raise LlmlabError(f"{ckpt_dir} already holds checkpoints: pass --resume true to continue, or use a new --run_dir")
@@ -305,7 +330,8 @@ def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Di
         summary["val_bpb"] = evaluate(cfg.eval_tokens)
         metrics.write({"step": steps, "val_bpb": summary["val_bpb"], "train_time": train_time})
         save_model_folder(run_dir / "base", model, run_dir / "tokenizer",
-                          {"stage": "base", "steps": steps, "tokens": steps * batch * cfg.seq_len, "val_bpb": summary["val_bpb"]})
+                          {"stage": "base", "steps": steps, "tokens": steps * batch * cfg.seq_len, "val_bpb": summary["val_bpb"],
+                           "settings_fingerprint": settings_fp})
         view = zip_view(model, tok, run_dir, byte_lengths, d.device)
         atomic_write_json(out / "zip_view.json", view)
         print(format_zip_view(view))
