@@ -312,3 +312,21 @@ def test_big_vocabularies_get_uint32_shards(tmp_path):
     tokens = np.concatenate([open_shard(tmp_path / s["file"], "ab" * 32) for s in shards])
     assert tokens.dtype == np.uint32 and tokens.tolist() == [t for d in docs for t in d.tolist()]
     assert read_header(tmp_path / shards[0]["file"]).itemsize == 4
+
+
+def test_hf_source_streams_the_named_dataset(monkeypatch):
+    """The real download needs the network; here a stand-in `datasets` module checks what the source asks for."""
+    import sys
+    import types
+
+    calls = []
+
+    def load_dataset(name, config, split, streaming):
+        calls.append((name, config, split, streaming))
+        return iter([{"content": "first"}, {"content": None}, {"content": "third"}])
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    docs, _ = docs_of("hf:org/corpus/config=en#content")
+    assert calls == [("org/corpus", "en", "train", True)]
+    assert [(d.id, d.text, d.source) for d in docs] == [("hf:org/corpus:0", "first", "hf:org/corpus"),
+                                                       ("hf:org/corpus:2", "third", "hf:org/corpus")]

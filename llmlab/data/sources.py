@@ -5,7 +5,8 @@
                          lines into documents of at most `max_doc_chars`
     jsonl:PATH[#FIELD]   a .jsonl file or a folder of them; FIELD holds the text (default "text")
     parquet:PATH[#FIELD] a .parquet file or a folder of them, read in record batches (bounded memory)
-    hf:NAME[#FIELD]      a Hugging Face dataset streamed by name (needs `pip install datasets` and the network)
+    hf:NAME[/config=C][#FIELD]  a Hugging Face dataset's train split, streamed by name (needs the `hf` extra and
+                         the network)
 
 Bad input never stops the other sources: an unreadable or binary file, invalid UTF-8, a malformed JSONL line or
 a missing field is reported (file and line) in `problems` and skipped. Sources stream: nothing is read whole
