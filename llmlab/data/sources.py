@@ -1,4 +1,4 @@
-"""Document sources for `llmlab data prepare --sources ...`, each a spec string:
+"""Document sources for `llmlab data prepare --data.sources [...]`, each a spec string:
 
     builtin              the built-in corpus (Wikipedia leads + Gutenberg books); `builtin:wiki`, `builtin:books`
     txt:PATH             a .txt/.md file, or a folder searched recursively for them; big files are cut at blank
@@ -44,6 +44,15 @@ class Problems:
         log.warning("skipped: %s", message)
 
 
+@dataclass(frozen=True)
+class DocNaming:
+    """How a file's documents are named: `id` (relative to the source's root; suffixed per document) and `source`
+    (the spec they came from, the unit of the per-source counts)."""
+
+    id: str
+    source: str
+
+
 def parse_spec(spec: str) -> tuple[str, str, str | None]:
     """'jsonl:data/x.jsonl#body' -> ('jsonl', 'data/x.jsonl', 'body')."""
     kind, _, rest = spec.partition(":")
@@ -74,10 +83,12 @@ def iter_source(spec: str, problems: Problems, max_doc_chars: int) -> Iterator[D
     else:
         reader: Callable[..., Iterator[Document]] = {"txt": _text_file, "jsonl": _jsonl_file, "parquet": _parquet_file}[kind]
         suffixes = {"txt": TEXT_SUFFIXES, "jsonl": (".jsonl",), "parquet": (".parquet",)}[kind]
-        files = _files(Path(target), suffixes, problems)
-        for path in files:
+        root = Path(target) if Path(target).is_dir() else Path(target).parent
+        for path in _files(Path(target), suffixes, problems):
+            # ids are relative to the source's root, so the split does not change when the folder moves
+            doc = DocNaming(id=f"{kind}:{path.relative_to(root).as_posix()}", source=spec)
             try:
-                yield from reader(path, problems, max_doc_chars=max_doc_chars, text_field=text_field)
+                yield from reader(path, problems, doc, max_doc_chars=max_doc_chars, text_field=text_field)
             except OSError as e:
                 problems.add(str(path), f"unreadable ({e.strerror or e})")
 
@@ -99,7 +110,7 @@ def _looks_binary(path: Path) -> bool:
         return b"\x00" in f.read(8192)
 
 
-def _text_file(path: Path, problems: Problems, max_doc_chars: int, **_) -> Iterator[Document]:
+def _text_file(path: Path, problems: Problems, doc: DocNaming, max_doc_chars: int, **_) -> Iterator[Document]:
     """A text file as one document, or several cut at blank lines when longer than max_doc_chars."""
     if _looks_binary(path):
         problems.add(str(path), "binary file (NUL bytes in the first 8 KB)")
@@ -121,15 +132,15 @@ def _text_file(path: Path, problems: Problems, max_doc_chars: int, **_) -> Itera
                 if cut <= 0:
                     cut = buf.rfind(" ", 0, max_doc_chars)
                 cut = cut if cut > 0 else max_doc_chars  # a giant line without spaces: hard cut
-                yield Document(id=f"{path}#{part}", text=buf[:cut], source=f"txt:{path}")
+                yield Document(id=f"{doc.id}#{part}", text=buf[:cut], source=doc.source)
                 buf, part = buf[cut:].lstrip("\n"), part + 1
             if not block:
                 break
     if buf.strip():
-        yield Document(id=f"{path}#{part}" if part else str(path), text=buf, source=f"txt:{path}")
+        yield Document(id=f"{doc.id}#{part}" if part else doc.id, text=buf, source=doc.source)
 
 
-def _jsonl_file(path: Path, problems: Problems, text_field: str, **_) -> Iterator[Document]:
+def _jsonl_file(path: Path, problems: Problems, doc: DocNaming, text_field: str, **_) -> Iterator[Document]:
     with open(path, "rb") as f:
         lineno = 0
         while True:
@@ -159,10 +170,10 @@ def _jsonl_file(path: Path, problems: Problems, text_field: str, **_) -> Iterato
             if not isinstance(text, str):
                 problems.add(f"{path}:{lineno}", f"field {text_field!r} is {type(text).__name__}, not a string")
                 continue
-            yield Document(id=f"{path}:{lineno}", text=text, source=f"jsonl:{path}")
+            yield Document(id=f"{doc.id}:{lineno}", text=text, source=doc.source)
 
 
-def _parquet_file(path: Path, problems: Problems, text_field: str, **_) -> Iterator[Document]:
+def _parquet_file(path: Path, problems: Problems, doc: DocNaming, text_field: str, **_) -> Iterator[Document]:
     import pyarrow.parquet as pq
 
     try:
@@ -177,7 +188,7 @@ def _parquet_file(path: Path, problems: Problems, text_field: str, **_) -> Itera
     for batch in pf.iter_batches(batch_size=4096, columns=[text_field]):
         for text in batch.column(0).to_pylist():
             if isinstance(text, str):
-                yield Document(id=f"{path}:{row}", text=text, source=f"parquet:{path}")
+                yield Document(id=f"{doc.id}:{row}", text=text, source=doc.source)
             else:
                 problems.add(f"{path}: row {row}", f"column {text_field!r} is {type(text).__name__}, not a string")
             row += 1
