@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from llmlab.errors import LlmlabError
 from llmlab.files import atomic_write_json, atomic_write_text, fingerprint, save_config
-from llmlab.tokenizer.special import CHAT_ROLES, CHAT_TEMPLATE, SPECIAL_TOKENS
+from llmlab.tokenizer.special import CHAT_TEMPLATE, SPECIAL_TOKENS
 
 log = logging.getLogger(__name__)
 
@@ -269,16 +269,10 @@ class Tokenizer:
         return self.encoding.decode_single_token_bytes(token_id)
 
     def encode_chat(self, messages: Sequence[dict], add_generation_prompt: bool = False) -> list[int]:
-        """Ids of a chat rendered as CHAT_TEMPLATE does, without ever parsing special tokens out of the content."""
-        ids = [self.bos_id]
-        for message in messages:
-            role = message["role"]
-            if role not in CHAT_ROLES:
-                raise LlmlabError(f"unsupported chat role {role!r} (expected one of {', '.join(CHAT_ROLES)})")
-            ids += [self.special_ids[role], *self.encode(message["content"]), self.special_ids["end_of_turn"]]
-        if add_generation_prompt:
-            ids.append(self.special_ids["assistant"])
-        return ids
+        """Ids of a chat rendered as CHAT_TEMPLATE does (see llmlab.tokenizer.chat for the format and the loss mask)."""
+        from llmlab.tokenizer.chat import render_conversation
+
+        return render_conversation(self, messages, add_generation_prompt)[0]
 
     def hf_tokenizer(self):
         """The same tokenizer as a Hugging Face `tokenizers.Tokenizer` (slower; for interop and cross-checks)."""
