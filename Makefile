@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python bench/bench_prepare_memory.py
 	$(BIN)/python bench/bench_pretrain.py
 	$(BIN)/python bench/bench_ablations.py
+	$(BIN)/python bench/bench_throughput.py
 
 clean:
 	rm -rf $(VENV) runs
