@@ -24,8 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,10 +39,9 @@ from llmlab.model.flops import count_params, flops_per_token
 from llmlab.model.folder import save_model_folder
 from llmlab.model.transformer import Transformer
 from llmlab.tokenizer.bpe import Tokenizer
-from llmlab.train import checkpoint
-from llmlab.train.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
+from llmlab.train.distributed import Dist, barrier, init_distributed, shutdown
+from llmlab.train.loop import LoopSettings, MetricsLog, resume_point, run_steps
 from llmlab.train.optim import build_optimizer
-from llmlab.train.schedule import apply_lr, apply_muon_momentum, lr_multiplier, muon_momentum
 from llmlab.train.zip_view import format_zip_view, zip_view
 
 log = logging.getLogger(__name__)
@@ -166,33 +163,6 @@ def _check_memory(model_cfg: ModelConfig, micro_batch: int, device: torch.device
         )
 
 
-class MetricsLog:
-    """metrics.jsonl (rank 0), truncated to the resumed step so a resumed run's log reads as one run."""
-
-    def __init__(self, path: Path, resume_step: int, enabled: bool, tensorboard_dir: Path | None):
-        self.path, self.enabled = path, enabled
-        if enabled and path.exists():
-            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            path.write_text("".join(json.dumps(r) + "\n" for r in rows if r["step"] <= resume_step), encoding="utf-8")
-        self.tb = None
-        if enabled and tensorboard_dir is not None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as e:
-                raise LlmlabError("--train.tensorboard true needs the tensorboard package: pip install tensorboard") from e
-            self.tb = SummaryWriter(str(tensorboard_dir))
-
-    def write(self, row: dict) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
-        if self.tb is not None:
-            for key, value in row.items():
-                if key != "step" and isinstance(value, (int, float)):
-                    self.tb.add_scalar(key, value, row["step"])
-
-
 def _base_is_current(run_dir: Path, settings_fp: str) -> bool:
     info = run_dir / "base" / "model.json"
     return info.exists() and json.loads(info.read_text(encoding="utf-8")).get("settings_fingerprint") == settings_fp
@@ -215,8 +185,6 @@ def pretrain(run_dir: Path, cfg: PretrainConfig, resume: bool = False) -> dict:
 
 
 def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Dist) -> dict:
-    from tqdm import tqdm
-
     tok = Tokenizer.load(run_dir / "tokenizer")
     model_cfg = cfg.model_config(tok.vocab_size)
     plan = cfg.resolved(model_cfg)
@@ -237,22 +205,10 @@ def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Di
                                 muon_lr=cfg.muon_lr, embed_lr=cfg.embed_lr)
     settings_fp = cfg.fingerprint(batch, tok.sha256)
     ckpt_dir = out / "checkpoints"
-    start_step, train_time = 0, 0.0
-    if resume:
-        path = checkpoint.latest_intact(ckpt_dir)
-        if path is None:
-            log.info("pretrain: no intact checkpoint in %s, starting from scratch", ckpt_dir)
-        else:
-            state = checkpoint.load_checkpoint(path, model, optimizer)
-            if state["fingerprint"] != settings_fp:
-                raise LlmlabError(f"{path}: made with other settings than this run's; resume with the same config")
-            start_step, train_time = state["step"], state["train_time"]
-            if start_step == steps and _base_is_current(run_dir, settings_fp):
-                print(f"pretrain: {run_dir / 'base'} is already trained with these settings; nothing to do")
-                return {"steps": steps, "train_seconds": train_time, "skipped": True}
-            log.info("pretrain: resumed from %s (step %d of %d)", path, start_step, steps)
-    elif checkpoint.list_checkpoints(ckpt_dir):
-        raise LlmlabError(f"{ckpt_dir} already holds checkpoints: pass --resume true to continue, or use a new --run_dir")
+    start_step, train_time = resume_point(ckpt_dir, model, optimizer, settings_fp, resume)
+    if start_step == steps and _base_is_current(run_dir, settings_fp):
+        print(f"pretrain: {run_dir / 'base'} is already trained with these settings; nothing to do")
+        return {"steps": steps, "train_seconds": train_time, "skipped": True}
     if d.is_main:
         save_config(out / "config.yaml", {**vars(cfg), "resolved": plan, "model": model_cfg.to_dict(), "world": d.world})
 
@@ -263,7 +219,6 @@ def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Di
         from torch.nn.parallel import DistributedDataParallel
 
         train_model = DistributedDataParallel(train_model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if d.device.type == "cuda" else nullcontext()
 
     from llmlab.hardware import peak_flops
 
@@ -281,52 +236,17 @@ def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Di
         stream = np.concatenate([np.asarray(s) for s in val_data.shards])[: n_tokens + 1]
         return bits_per_byte(model, stream.astype(np.int64), byte_lengths, cfg.seq_len, device=d.device)["bpb"]
 
-    bar = tqdm(total=steps, initial=start_step, desc="pretrain", unit="step", disable=not d.is_main, dynamic_ncols=True)
-    window_seconds, window_tokens = 0.0, 0  # throughput counts training steps only, not evaluation or checkpoints
-    loss_value = float("nan")
-    for step in range(start_step, steps):
-        t0 = time.perf_counter()
-        lr_mult = lr_multiplier(step, steps, cfg.warmup_steps, cfg.warmdown_frac)
-        apply_lr(optimizer, lr_mult)
-        apply_muon_momentum(optimizer, muon_momentum(step))
-        model.train()
-        step_loss = torch.zeros((), device=d.device)
-        for m in range(accum):
-            x, y = train_data.batch(step, batch, d.rank * accum + m, d.world * accum, cfg.seed)
-            x, y = x.to(d.device), y.to(d.device)
-            sync = m == accum - 1 or d.world == 1
-            with (nullcontext() if sync else train_model.no_sync()), autocast:
-                _, loss = train_model(x, y)
-                (loss / accum).backward()
-            step_loss += loss.detach() / accum
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss_value = float(all_reduce_sum(step_loss, d)) / d.world
-        step_seconds = time.perf_counter() - t0
-        train_time += step_seconds
-        window_seconds, window_tokens = window_seconds + step_seconds, window_tokens + batch * cfg.seq_len
-        done = step + 1
-        bar.update(1)
-        if done % cfg.log_every == 0 or done == steps:
-            tok_s = window_tokens / window_seconds
-            mfu = tok_s * flops_tok / (peak * d.world)
-            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_s:,.0f}", mfu=f"{mfu:.0%}")
-            metrics.write({"step": done, "loss": loss_value, "lr_mult": lr_mult, "tokens": done * batch * cfg.seq_len,
-                           "tok_s": tok_s, "mfu": mfu, "train_time": train_time})
-            window_seconds, window_tokens = 0.0, 0
-        if cfg.eval_every and done % cfg.eval_every == 0 and done != steps and d.is_main:
-            metrics.write({"step": done, "val_bpb": evaluate(cfg.eval_tokens), "train_time": train_time})
-        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != steps and d.is_main:
-            checkpoint.save_checkpoint(ckpt_dir, done, model, optimizer, {"fingerprint": settings_fp, "train_time": train_time},
-                                       cfg.keep_checkpoints)
-        barrier(d)
-    bar.close()
+    def micro_loss(step: int, micro: int) -> torch.Tensor:
+        x, y = train_data.batch(step, batch, d.rank * accum + micro, d.world * accum, cfg.seed)
+        return train_model(x.to(d.device), y.to(d.device))[1]
+
+    settings = LoopSettings(steps, accum, batch * cfg.seq_len, flops_tok, peak, cfg.warmup_steps, cfg.warmdown_frac,
+                            cfg.grad_clip, cfg.log_every, cfg.eval_every, cfg.checkpoint_every, cfg.keep_checkpoints)
+    loss_value, train_time = run_steps("pretrain", model, train_model, optimizer, d, settings, micro_loss,
+                                       lambda: {"val_bpb": evaluate(cfg.eval_tokens)}, metrics, ckpt_dir, settings_fp,
+                                       start_step, train_time)
     summary = {"steps": steps, "final_loss": loss_value, "train_seconds": train_time}
     if d.is_main:
-        checkpoint.save_checkpoint(ckpt_dir, steps, model, optimizer, {"fingerprint": settings_fp, "train_time": train_time},
-                                   cfg.keep_checkpoints)
         summary["val_bpb"] = evaluate(cfg.eval_tokens)
         metrics.write({"step": steps, "val_bpb": summary["val_bpb"], "train_time": train_time})
         save_model_folder(run_dir / "base", model, run_dir / "tokenizer",
