@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from pretrain_runs import OUT as BENCH_OUT
 from pretrain_runs import linked_run, llmlab, prepared_data, summarise

@@ -19,7 +19,7 @@ from llmlab.errors import LlmlabError
 
 def commands() -> dict:
     """The command tree. Command modules import their heavy dependencies inside the functions, so --help is fast."""
-    from llmlab.cli import data, plan, pretrain, sample, tokenizer
+    from llmlab.cli import data, plan, pretrain, sample, sft, tokenizer
 
     return {
         "data": {"_help": "Build a run's dataset (clean, dedup, tokenize into shards) and describe it.",
@@ -27,6 +27,7 @@ def commands() -> dict:
         "plan": plan.plan,
         "pretrain": pretrain.pretrain,
         "sample": sample.sample,
+        "sft": sft.sft,
         "tokenizer": {
             "_help": "Train, use and measure the run's byte-level BPE tokenizer.",
             "train": tokenizer.train,

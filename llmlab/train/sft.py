@@ -1,0 +1,218 @@
+"""Supervised fine-tuning (SFT): a base model learns to hold a conversation from ideal Q&A written to the labeling
+instructions (docs/labeling.md). Only the assistant's tokens are trained (the loss mask of llmlab.tokenizer.chat).
+
+    llmlab sft --run_dir runs/x                              # fine-tune runs/x/base on the default mixture
+    llmlab sft --run_dir runs/x --sft.train_files '[my_chats.jsonl]' --sft.val_files '[held_out.jsonl]'
+    torchrun --standalone --nproc_per_node 2 -m llmlab sft --run_dir runs/x
+
+Outputs under <run_dir>/sft/: data/ (the default mixture as JSONL, NFKC-normalised like the pre-training text),
+config.yaml, metrics.jsonl, checkpoints/; and the chat model folder <run_dir>/chat_sft/. Conversations are padded
+per micro-batch (no packing); batches are a pure function of the step, so resume is exact, as in pre-training.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from llmlab.data.assistant import build_default_mixture, write_mixture
+from llmlab.data.clean import normalize_text
+from llmlab.errors import LlmlabError
+from llmlab.files import fingerprint, save_config
+from llmlab.model.flops import flops_per_token
+from llmlab.model.folder import load_model_folder, save_model_folder
+from llmlab.tokenizer.conversations import load_sft_file
+from llmlab.train.distributed import Dist, barrier, init_distributed, shutdown
+from llmlab.train.loop import LoopSettings, MetricsLog, resume_point, run_steps
+from llmlab.train.optim import build_optimizer
+
+
+@dataclass
+class SFTConfig:
+    """Fine-tuning settings.
+
+    Args:
+        base: the model folder to fine-tune; None: <run_dir>/base.
+        train_files: chat JSONL files (messages, prompt/completion, ShareGPT); empty: the default mixture.
+        val_files: held-out chat JSONL files; empty: the default mixture's val split (none for your own train files).
+        epochs: passes over the training conversations.
+        batch_size: conversations per optimizer step, over all processes.
+        micro_batch_size: conversations per forward/backward on each process (None: the whole per-process batch).
+        optimizer: muon or adamw.
+        lr: AdamW learning rate (gains; everything with adamw).
+        embed_lr: AdamW learning rate of the embedding matrix (with muon).
+        muon_lr: Muon learning rate of the block matrices.
+        weight_decay: decoupled weight decay.
+        warmup_steps: linear warmup steps.
+        warmdown_frac: fraction of the steps at the end over which the rate decays to 0.
+        grad_clip: clip the gradient norm (0: off).
+        on_too_long: what to do with a conversation longer than the model's context: skip or truncate.
+        seed: seeds the order of the conversations.
+        eval_every: steps between held-out evaluations (0: only at the end).
+        checkpoint_every: steps between checkpoints (0: only at the end).
+        keep_checkpoints: how many of the newest checkpoints to keep.
+        log_every: steps between metric lines.
+        device: auto, cpu or cuda.
+    """
+
+    base: Path | None = None
+    train_files: list[Path] = field(default_factory=list)
+    val_files: list[Path] = field(default_factory=list)
+    epochs: float = 2.0
+    batch_size: int = 16
+    micro_batch_size: int | None = None
+    optimizer: str = "muon"
+    lr: float = 0.002
+    embed_lr: float = 0.01
+    muon_lr: float = 0.005  # a quarter of pre-training's: fine-tuning adjusts, it should not overwrite
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    warmdown_frac: float = 0.5
+    grad_clip: float = 1.0
+    on_too_long: str = "truncate"
+    seed: int = 0
+    eval_every: int = 100
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    device: str = "auto"
+
+
+class Conversations:
+    """Rendered conversations (ids, mask) served as padded micro-batches that depend only on the step."""
+
+    def __init__(self, examples: list[tuple[list[int], list[int]]], pad_id: int):
+        if not examples:
+            raise LlmlabError("no conversations to train on")
+        self.examples, self.pad_id = examples, pad_id
+
+    def indices(self, step: int, batch_size: int, part: int, parts: int, seed: int) -> list[int]:
+        n, local = len(self.examples), batch_size // parts
+        positions = range(step * batch_size + part * local, step * batch_size + (part + 1) * local)
+        orders = {}
+        for p in positions:
+            if p // n not in orders:
+                orders[p // n] = np.random.default_rng([seed, p // n]).permutation(n)
+        return [int(orders[p // n][p % n]) for p in positions]
+
+    def tensors(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs (B, T) and targets (B, T); targets are -1 where the mask is 0 and on padding."""
+        length = max(len(self.examples[i][0]) for i in rows) - 1
+        x = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
+        y = torch.full((len(rows), length), -1, dtype=torch.long)
+        for r, i in enumerate(rows):
+            ids, mask = self.examples[i]
+            n = len(ids) - 1
+            x[r, :n] = torch.tensor(ids[:-1])
+            y[r, :n] = torch.tensor([t if m else -1 for t, m in zip(ids[1:], mask[1:])])
+        return x, y
+
+
+def _default_data(out: Path) -> dict[str, Path]:
+    """Write the default mixture (NFKC-normalised as the pre-training text is) under out/data, once."""
+    folder = out / "data"
+    if not (folder / "counts.json").exists():
+        mix = build_default_mixture()
+        for part in mix["sft"].values():
+            for conv in part:
+                for message in conv["messages"]:
+                    message["content"] = normalize_text(message["content"])
+        write_mixture(mix, folder)
+    return {"train": folder / "sft_train.jsonl", "val": folder / "sft_val.jsonl"}
+
+
+def _load(files: list[Path], tok, max_tokens: int, policy: str) -> tuple[list, list[dict]]:
+    examples, summaries = [], []
+    for path in files:
+        records, summary = load_sft_file(Path(path), tok, max_tokens=max_tokens, on_too_long=policy)
+        examples += [(r["ids"], r["mask"]) for r in records]
+        summaries.append(summary)
+    return examples, summaries
+
+
+def sft(run_dir: Path, cfg: SFTConfig, resume: bool = False) -> dict:
+    """Fine-tune; returns a summary. Under torchrun every process calls this."""
+    d = init_distributed(cfg.device)
+    try:
+        return _sft(Path(run_dir), cfg, resume, d)
+    finally:
+        shutdown(d)
+
+
+def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
+    out = run_dir / "sft"
+    model, tok, base_info = load_model_folder(cfg.base or run_dir / "base", d.device)
+    max_tokens = model.cfg.seq_len + 1  # inputs and targets are the ids shifted by one
+    files = {"train": cfg.train_files, "val": cfg.val_files}
+    if not cfg.train_files:
+        if d.is_main:
+            _default_data(out)
+        barrier(d)
+        files = {split: [path] for split, path in _default_data(out).items()}
+    train, train_summary = _load(files["train"], tok, max_tokens, cfg.on_too_long)
+    val, val_summary = _load(files["val"], tok, max_tokens, cfg.on_too_long)
+    data, val_data = Conversations(train, tok.pad_id), val
+    if cfg.batch_size % d.world:
+        raise LlmlabError(f"batch_size {cfg.batch_size} is not divisible by the {d.world} processes")
+    micro = cfg.micro_batch_size or cfg.batch_size // d.world
+    if (cfg.batch_size // d.world) % micro:
+        raise LlmlabError(f"micro_batch_size {micro} does not divide the per-process batch {cfg.batch_size // d.world}")
+    accum = cfg.batch_size // d.world // micro
+    steps = max(1, math.ceil(cfg.epochs * len(train) / cfg.batch_size))
+
+    model.train()
+    optimizer = build_optimizer(model, cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, muon_lr=cfg.muon_lr,
+                                embed_lr=cfg.embed_lr)
+    arithmetic = {k: v for k, v in vars(cfg).items() if k not in ("eval_every", "checkpoint_every", "keep_checkpoints",
+                                                                  "log_every", "device")}
+    settings_fp = fingerprint({"cfg": arithmetic, "base": base_info, "train": train_summary, "tokenizer": tok.sha256})
+    ckpt_dir = out / "checkpoints"
+    start_step, train_time = resume_point(ckpt_dir, model, optimizer, settings_fp, resume)
+    if d.is_main:
+        save_config(out / "config.yaml", {**vars(cfg), "steps": steps, "data": {"train": train_summary, "val": val_summary}})
+        print(f"sft: {len(train):,} training conversations ({len(val):,} held out), {steps} steps of {cfg.batch_size}")
+    train_model = model
+    if d.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
+
+    def micro_loss(step: int, m: int) -> torch.Tensor:
+        x, y = data.tensors(data.indices(step, cfg.batch_size, d.rank * accum + m, d.world * accum, cfg.seed))
+        return train_model(x.to(d.device), y.to(d.device))[1]
+
+    @torch.inference_mode()
+    def evaluate() -> dict:
+        """Mean loss per trained token over the held-out conversations."""
+        if not val_data:
+            return {}
+        model.eval()
+        held_out = Conversations(val_data, tok.pad_id)
+        total, count = 0.0, 0
+        for first in range(0, len(val_data), 16):
+            x, y = held_out.tensors(list(range(first, min(len(val_data), first + 16))))
+            n = int((y != -1).sum())
+            total += float(model(x.to(d.device), y.to(d.device))[1]) * n
+            count += n
+        return {"val_loss": total / max(1, count)}
+
+    from llmlab.hardware import peak_flops
+
+    mean_tokens = sum(len(ids) for ids, _ in train) / len(train)
+    settings = LoopSettings(steps, accum, int(cfg.batch_size * mean_tokens), flops_per_token(model.cfg), peak_flops(d.device)[0],
+                            cfg.warmup_steps, cfg.warmdown_frac, cfg.grad_clip, cfg.log_every, cfg.eval_every,
+                            cfg.checkpoint_every, cfg.keep_checkpoints)
+    metrics = MetricsLog(out / "metrics.jsonl", start_step, d.is_main, None)
+    loss, train_time = run_steps("sft", model, train_model, optimizer, d, settings, micro_loss, evaluate, metrics,
+                                 ckpt_dir, settings_fp, start_step, train_time)
+    summary = {"steps": steps, "final_loss": loss, "train_seconds": train_time}
+    if d.is_main:
+        summary.update(evaluate())
+        metrics.write({"step": steps, **{k: v for k, v in summary.items() if k == "val_loss"}, "train_time": train_time})
+        save_model_folder(run_dir / "chat_sft", model, tok.folder, {"stage": "sft", "steps": steps, **summary})
+    barrier(d)
+    return summary

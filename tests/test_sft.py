@@ -1,0 +1,88 @@
+"""Supervised fine-tuning: masked targets, step-pure batches, and a tiny run that learns its conversations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from llmlab.errors import LlmlabError
+from llmlab.model.config import ModelConfig
+from llmlab.model.folder import load_model_folder, save_model_folder
+from llmlab.model.transformer import Transformer
+from llmlab.tokenizer.bpe import Tokenizer
+from llmlab.tokenizer.chat import render_conversation
+from llmlab.train.sft import Conversations, SFTConfig, sft
+
+FACTS = [("red", "apple"), ("green", "grass"), ("blue", "sky"), ("white", "snow"), ("black", "night"), ("yellow", "sun")]
+
+
+def chat(color: str, thing: str) -> dict:
+    return {"messages": [{"role": "user", "content": f"What is {color}?"}, {"role": "assistant", "content": f"The {thing}."}]}
+
+
+@pytest.fixture()
+def sft_run(tmp_path, tiny_tokenizer) -> Path:
+    """A run with a small random base model and chat files (train: every fact; val: two of them)."""
+    tok = Tokenizer.load(tiny_tokenizer)
+    cfg = ModelConfig.from_depth(1, vocab_size=tok.vocab_size, seq_len=48, d_model=32, n_heads=2)
+    run = tmp_path / "run"
+    save_model_folder(run / "base", Transformer(cfg), tiny_tokenizer, {"stage": "base"})
+    for name, facts in (("train", FACTS), ("val", FACTS[:2])):
+        with open(tmp_path / f"{name}.jsonl", "w", encoding="utf-8") as f:
+            for color, thing in facts:
+                f.write(json.dumps(chat(color, thing)) + "\n")
+    return run
+
+
+def test_targets_are_the_assistant_tokens_only(tiny_tokenizer):
+    tok = Tokenizer.load(tiny_tokenizer)
+    ids, mask = render_conversation(tok, chat("red", "apple")["messages"])
+    short, _ = render_conversation(tok, [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}])
+    data = Conversations([(ids, mask), (short, [0] * (len(short) - 2) + [1, 1])], tok.pad_id)
+    x, y = data.tensors([0, 1])
+    assert x.shape == y.shape == (2, len(ids) - 1)
+    assert y[0][y[0] != -1].tolist() == [t for t, m in zip(ids[1:], mask[1:]) if m]
+    assert tok.decode(y[0][y[0] != -1].tolist()) == "The apple.<|end_of_turn|>"
+    assert (x[1, len(short) - 1 :] == tok.pad_id).all() and (y[1, len(short) - 1 :] == -1).all()  # padding
+
+
+def test_batches_depend_only_on_the_step_and_split_evenly():
+    data = Conversations([([0, 1], [0, 1])] * 10, pad_id=2)
+    whole = data.indices(step=3, batch_size=4, part=0, parts=1, seed=0)
+    assert whole == data.indices(3, 4, 0, 2, 0) + data.indices(3, 4, 1, 2, 0)
+    epoch = [i for step in range(5) for i in data.indices(step, 2, 0, 1, 0)]
+    assert sorted(epoch) == list(range(10))
+    with pytest.raises(LlmlabError, match="no conversations"):
+        Conversations([], pad_id=0)
+
+
+def test_sft_learns_the_conversations_and_saves_a_chat_model(sft_run, tmp_path, capsys):
+    cfg = SFTConfig(train_files=[tmp_path / "train.jsonl"], val_files=[tmp_path / "val.jsonl"], epochs=40,
+                    batch_size=6, muon_lr=0.02, embed_lr=0.05, lr=0.004, log_every=1, eval_every=0)
+    summary = sft(sft_run, cfg)
+    rows = [json.loads(line) for line in (sft_run / "sft" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert summary["steps"] == 40 and len(losses) == 40
+    assert losses[-1] < 0.5 * losses[0]
+    assert summary["val_loss"] < 1.0  # the held-out file repeats training facts: it must have learned them
+    model, tok, info = load_model_folder(sft_run / "chat_sft")
+    assert info["stage"] == "sft" and info["steps"] == 40
+    prompt = render_conversation(tok, [{"role": "user", "content": "What is blue?"}], add_generation_prompt=True)[0]
+    out = []
+    with torch.no_grad():
+        for _ in range(6):
+            out.append(int(model(torch.tensor([prompt + out]))[0][0, -1].argmax()))
+    assert tok.decode(out).startswith("The sky.")
+    with pytest.raises(LlmlabError, match="already holds checkpoints"):
+        sft(sft_run, cfg)
+
+
+def test_bad_sft_settings_fail_before_training(sft_run, tmp_path):
+    with pytest.raises(LlmlabError, match="micro_batch_size 4 does not divide"):
+        sft(sft_run, SFTConfig(train_files=[tmp_path / "train.jsonl"], batch_size=6, micro_batch_size=4))
+    with pytest.raises(LlmlabError, match="not an llmlab model folder"):
+        sft(sft_run, SFTConfig(base=tmp_path / "nowhere", train_files=[tmp_path / "train.jsonl"]))
+    assert not (sft_run / "sft" / "checkpoints").exists()
