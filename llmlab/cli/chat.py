@@ -1,0 +1,74 @@
+"""`llmlab chat`: talk to a chat model in the terminal, with streamed answers.
+
+    llmlab chat --model runs/x/chat_sft
+    llmlab chat --model runs/x/chat_sft --system "Answer in one sentence."
+
+Commands at the prompt: /reset forgets the conversation, /exit (or Ctrl-D) quits. The history is kept within the
+model's context window: when it no longer fits, the oldest exchanges are dropped, with a notice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def chat(
+    *,
+    model: Path,
+    system: str = "",
+    max_tokens: int = 128,
+    temperature: float = 0.7,
+    top_k: int | None = 50,
+    top_p: float | None = None,
+    seed: int = 0,
+) -> None:
+    """Chat with a model folder in the terminal, answers streamed token by token.
+
+    Args:
+        model: the chat model folder (e.g. <run_dir>/chat_sft), as training saves it.
+        system: a system prompt placed before the conversation.
+        max_tokens: the longest answer, in tokens.
+        temperature: sampling temperature (0: greedy).
+        top_k: sample only among the k most likely tokens (None: no limit).
+        top_p: nucleus sampling threshold (None: off).
+        seed: random seed of the first answer; each later answer uses the next seed.
+    """
+    from llmlab.engine.conversation import fit_history
+    from llmlab.engine.generate import TextStream, check_sampling, generate
+    from llmlab.model.folder import load_model_folder
+    from llmlab.tokenizer.chat import render_prompt
+
+    check_sampling(temperature, top_k, top_p)
+    net, tok, _ = load_model_folder(model)
+    stops = {tok.special_ids["end_of_turn"], tok.eos_id}
+    budget = max(1, net.cfg.seq_len - max_tokens)
+    start = [{"role": "system", "content": system}] if system else []
+    messages = list(start)
+    print(f"llmlab chat with {model} ({net.cfg.seq_len}-token context). /reset to start over, /exit to quit.")
+    for turn in range(10**9):
+        try:
+            text = input("\nyou> ").strip()
+        except EOFError:
+            break
+        if text == "/exit":
+            break
+        if text == "/reset":
+            messages = list(start)
+            print("(conversation reset)")
+            continue
+        if not text:
+            continue
+        messages, dropped = fit_history(tok, messages + [{"role": "user", "content": text}], budget)
+        if dropped:
+            print(f"(dropped the {dropped} oldest messages to fit the context window)")
+        stream, answer = TextStream(tok), []
+        print("assistant> ", end="", flush=True)
+        for step in generate(net, render_prompt(tok, messages), max_tokens, temperature=temperature, top_k=top_k,
+                             top_p=top_p, seed=seed + turn, stop_ids=stops):
+            token = step.tokens[0]
+            if token is None or token in stops:
+                break
+            answer.append(token)
+            print(stream.push(token), end="", flush=True)
+        print(stream.flush())
+        messages.append({"role": "assistant", "content": tok.decode(answer)})
