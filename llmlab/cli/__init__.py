@@ -19,13 +19,14 @@ from llmlab.errors import LlmlabError
 
 def commands() -> dict:
     """The command tree. Command modules import their heavy dependencies inside the functions, so --help is fast."""
-    from llmlab.cli import chat, data, plan, pretrain, sample, sft, tokenizer
+    from llmlab.cli import chat, data, plan, prefs, pretrain, sample, sft, tokenizer
 
     return {
         "chat": chat.chat,
         "data": {"_help": "Build a run's dataset (clean, dedup, tokenize into shards) and describe it.",
                  "prepare": data.prepare, "stats": data.stats},
         "plan": plan.plan,
+        "prefs": prefs.prefs,
         "pretrain": pretrain.pretrain,
         "sample": sample.sample,
         "sft": sft.sft,

@@ -5,8 +5,8 @@ instructions (docs/labeling.md). Only the assistant's tokens are trained (the lo
     llmlab sft --run_dir runs/x --sft.train_files '[my_chats.jsonl]' --sft.val_files '[held_out.jsonl]'
     torchrun --standalone --nproc_per_node 2 -m llmlab sft --run_dir runs/x
 
-Outputs under <run_dir>/sft/: data/ (the default mixture as JSONL, NFKC-normalised like the pre-training text),
-config.yaml, metrics.jsonl, checkpoints/; and the chat model folder <run_dir>/chat_sft/. Conversations are padded
+Outputs under <run_dir>/sft/: config.yaml, metrics.jsonl, checkpoints/; and the chat model folder
+<run_dir>/chat_sft/. The default data is written once to <run_dir>/assistant_data/ (llmlab.train.default_data). Conversations are padded
 per micro-batch (no packing); batches are a pure function of the step, so resume is exact, as in pre-training.
 """
 
@@ -19,13 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from llmlab.data.assistant import build_default_mixture, write_mixture
-from llmlab.data.clean import normalize_text
 from llmlab.errors import LlmlabError
 from llmlab.files import fingerprint, save_config
 from llmlab.model.flops import flops_per_token
 from llmlab.model.folder import load_model_folder, save_model_folder
 from llmlab.tokenizer.conversations import load_sft_file
+from llmlab.train.default_data import default_data_files
 from llmlab.train.distributed import Dist, barrier, init_distributed, shutdown
 from llmlab.train.loop import LoopSettings, MetricsLog, resume_point, run_steps
 from llmlab.train.optim import build_optimizer
@@ -112,19 +111,6 @@ class Conversations:
         return x, y
 
 
-def _default_data(out: Path) -> dict[str, Path]:
-    """Write the default mixture (NFKC-normalised as the pre-training text is) under out/data, once."""
-    folder = out / "data"
-    if not (folder / "counts.json").exists():
-        mix = build_default_mixture()
-        for part in mix["sft"].values():
-            for conv in part:
-                for message in conv["messages"]:
-                    message["content"] = normalize_text(message["content"])
-        write_mixture(mix, folder)
-    return {"train": folder / "sft_train.jsonl", "val": folder / "sft_val.jsonl"}
-
-
 def _load(files: list[Path], tok, max_tokens: int, policy: str) -> tuple[list, list[dict]]:
     examples, summaries = [], []
     for path in files:
@@ -150,9 +136,10 @@ def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
     files = {"train": cfg.train_files, "val": cfg.val_files}
     if not cfg.train_files:
         if d.is_main:
-            _default_data(out)
+            default_data_files(run_dir)
         barrier(d)
-        files = {split: [path] for split, path in _default_data(out).items()}
+        defaults = default_data_files(run_dir)
+        files = {"train": [defaults["sft_train"]], "val": [defaults["sft_val"]]}
     train, train_summary = _load(files["train"], tok, max_tokens, cfg.on_too_long)
     val, val_summary = _load(files["val"], tok, max_tokens, cfg.on_too_long)
     data, val_data = Conversations(train, tok.pad_id), val

@@ -1,0 +1,200 @@
+"""Preference tuning with DPO (Rafailov et al., 2023): from labelers' comparisons (chosen vs rejected answer to
+the same prompt), raise the policy's log-likelihood ratio of chosen over rejected relative to a frozen reference
+(the starting model), without a reward model:
+
+    loss = -log sigmoid(beta * ((log pi(c) - log ref(c)) - (log pi(r) - log ref(r))))
+
+where log p(answer) sums the token log-probabilities of the answer and its end of turn given the prompt.
+
+    llmlab prefs --run_dir runs/x                  # tune runs/x/chat_sft on the default comparisons
+    llmlab prefs --run_dir runs/x --prefs.train_files '[pairs.jsonl]' --prefs.beta 0.1
+
+Reported on held-out pairs, for the starting model and after tuning: preference accuracy (the share of pairs whose
+chosen answer is more likely than the rejected one) and, after tuning, DPO's reward accuracy and mean reward margin
+beta * (policy - reference log-ratio difference). Outputs: <run_dir>/prefs/ and the model folder <run_dir>/chat_dpo/.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from llmlab.errors import LlmlabError
+from llmlab.files import fingerprint, save_config
+from llmlab.model.flops import flops_per_token
+from llmlab.model.folder import load_model_folder, save_model_folder
+from llmlab.tokenizer.chat import render_conversation
+from llmlab.tokenizer.conversations import load_preference_file
+from llmlab.train.default_data import default_data_files
+from llmlab.train.distributed import Dist, barrier, init_distributed, shutdown
+from llmlab.train.loop import LoopSettings, MetricsLog, resume_point, run_steps
+from llmlab.train.optim import build_optimizer
+from llmlab.train.sft import Conversations
+
+
+@dataclass
+class PrefsConfig:
+    """DPO settings.
+
+    Args:
+        start: the model folder to tune (it is also the frozen reference); None: <run_dir>/chat_sft.
+        train_files: preference JSONL files (prompt/chosen/rejected, TRL format); empty: the default comparisons.
+        val_files: held-out preference files; empty: the default comparisons' val split.
+        beta: DPO's inverse temperature: how far the policy may move from the reference.
+        epochs: passes over the training pairs.
+        batch_size: pairs per optimizer step, over all processes.
+        optimizer: muon or adamw.
+        lr: AdamW learning rate (gains; everything with adamw).
+        embed_lr: AdamW learning rate of the embedding matrix (with muon).
+        muon_lr: Muon learning rate of the block matrices.
+        warmup_steps: linear warmup steps.
+        warmdown_frac: fraction of the steps at the end over which the rate decays to 0.
+        grad_clip: clip the gradient norm (0: off).
+        seed: seeds the order of the pairs.
+        eval_every: steps between held-out evaluations (0: only at the start and the end).
+        checkpoint_every: steps between checkpoints (0: only at the end).
+        keep_checkpoints: how many of the newest checkpoints to keep.
+        log_every: steps between metric lines.
+        device: auto, cpu or cuda.
+    """
+
+    start: Path | None = None
+    train_files: list[Path] = field(default_factory=list)
+    val_files: list[Path] = field(default_factory=list)
+    beta: float = 0.1
+    epochs: float = 1.0
+    batch_size: int = 16
+    optimizer: str = "muon"
+    lr: float = 0.001
+    embed_lr: float = 0.005
+    muon_lr: float = 0.002  # DPO moves a chat model a little: a tenth of pre-training's rate
+    warmup_steps: int = 5
+    warmdown_frac: float = 0.5
+    grad_clip: float = 1.0
+    seed: int = 0
+    eval_every: int = 0
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 2
+    log_every: int = 5
+    device: str = "auto"
+
+
+def render_pairs(tok, records: list[dict]) -> list[tuple[list[int], list[int]]]:
+    """Each pair as two rendered conversations (chosen, rejected), masks on the answer and its end of turn."""
+    rows = []
+    for r in records:
+        for answer in (r["chosen"], r["rejected"]):
+            rows.append(render_conversation(tok, r["prompt_messages"] + [{"role": "assistant", "content": answer}]))
+    return rows
+
+
+def answer_logprobs(model, seqs: Conversations, rows: list[int], device) -> torch.Tensor:
+    """(len(rows),) summed log-probabilities of each row's masked (answer) tokens."""
+    x, y = seqs.tensors(rows)
+    logits, _ = model(x.to(device))
+    y = y.to(device)
+    logp = -F.cross_entropy(logits.transpose(1, 2), y.clamp_min(0), reduction="none")  # (B, T)
+    return (logp * (y != -1)).sum(dim=1)
+
+
+@torch.inference_mode()
+def all_logprobs(model, seqs: Conversations, device, batch: int = 32) -> torch.Tensor:
+    model.eval()
+    n = len(seqs.examples)
+    return torch.cat([answer_logprobs(model, seqs, list(range(i, min(n, i + batch))), device) for i in range(0, n, batch)])
+
+
+def preference_metrics(policy: torch.Tensor, reference: torch.Tensor, beta: float) -> dict:
+    """policy, reference: (2N,) answer log-probs, chosen at even and rejected at odd positions."""
+    likelihood_acc = float((policy[0::2] > policy[1::2]).float().mean())
+    margin = beta * ((policy[0::2] - reference[0::2]) - (policy[1::2] - reference[1::2]))
+    return {"pref_accuracy": likelihood_acc, "reward_accuracy": float((margin > 0).float().mean()),
+            "reward_margin": float(margin.mean())}
+
+
+def prefs(run_dir: Path, cfg: PrefsConfig, resume: bool = False) -> dict:
+    d = init_distributed(cfg.device)
+    try:
+        return _prefs(Path(run_dir), cfg, resume, d)
+    finally:
+        shutdown(d)
+
+
+def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
+    out = run_dir / "prefs"
+    model, tok, start_info = load_model_folder(cfg.start or run_dir / "chat_sft", d.device)
+    reference = copy.deepcopy(model).eval().requires_grad_(False)
+    files = {"train": cfg.train_files, "val": cfg.val_files}
+    if not cfg.train_files:
+        if d.is_main:
+            default_data_files(run_dir)
+        barrier(d)
+        defaults = default_data_files(run_dir)
+        files = {"train": [defaults["prefs_train"]], "val": [defaults["prefs_val"]]}
+    loaded = {}
+    for split, paths in files.items():
+        records = []
+        for path in paths:
+            records += load_preference_file(Path(path), tok, max_tokens=model.cfg.seq_len + 1)[0]
+        loaded[split] = records
+    if not loaded["train"]:
+        raise LlmlabError("no preference pairs to train on")
+    train = Conversations(render_pairs(tok, loaded["train"]), tok.pad_id)
+    val = Conversations(render_pairs(tok, loaded["val"]), tok.pad_id) if loaded["val"] else None
+    n_pairs = len(loaded["train"])
+    if cfg.batch_size % d.world:
+        raise LlmlabError(f"batch_size {cfg.batch_size} is not divisible by the {d.world} processes")
+    steps = max(1, math.ceil(cfg.epochs * n_pairs / cfg.batch_size))
+    ref_train = all_logprobs(reference, train, d.device)  # the reference never changes: score it once
+    ref_val = all_logprobs(reference, val, d.device) if val else None
+    before = {"pref_accuracy": preference_metrics(ref_val, ref_val, cfg.beta)["pref_accuracy"]} if val else {}
+
+    optimizer = build_optimizer(model, cfg.optimizer, lr=cfg.lr, weight_decay=0.0, muon_lr=cfg.muon_lr, embed_lr=cfg.embed_lr)
+    arithmetic = {k: v for k, v in vars(cfg).items() if k not in ("eval_every", "checkpoint_every", "keep_checkpoints",
+                                                                  "log_every", "device")}
+    settings_fp = fingerprint({"cfg": arithmetic, "start": start_info, "pairs": n_pairs, "tokenizer": tok.sha256})
+    ckpt_dir = out / "checkpoints"
+    start_step, train_time = resume_point(ckpt_dir, model, optimizer, settings_fp, resume)
+    if d.is_main:
+        save_config(out / "config.yaml", {**vars(cfg), "steps": steps, "pairs": {k: len(v) for k, v in loaded.items()}})
+        print(f"prefs: {n_pairs:,} training pairs ({len(loaded['val']):,} held out), {steps} steps of {cfg.batch_size}"
+              + (f"; starting model: held-out preference accuracy {before['pref_accuracy']:.3f}" if before else ""))
+    train_model = model
+    if d.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
+    pair_order = Conversations([([0], [0])] * n_pairs, tok.pad_id)  # step-pure order over pair indices
+
+    def micro_loss(step: int, m: int) -> torch.Tensor:
+        pairs = pair_order.indices(step, cfg.batch_size, d.rank, d.world, cfg.seed)
+        rows = [2 * p + k for p in pairs for k in (0, 1)]  # chosen, rejected of each pair
+        policy = answer_logprobs(train_model, train, rows, d.device)
+        ref = ref_train[rows].to(d.device)
+        logits = cfg.beta * ((policy[0::2] - ref[0::2]) - (policy[1::2] - ref[1::2]))
+        return -F.logsigmoid(logits).mean()
+
+    def evaluate() -> dict:
+        return preference_metrics(all_logprobs(model, val, d.device), ref_val, cfg.beta) if val else {}
+
+    from llmlab.hardware import peak_flops
+
+    mean_tokens = sum(len(ids) for ids, _ in train.examples) / len(train.examples)
+    settings = LoopSettings(steps, 1, int(2 * cfg.batch_size * mean_tokens), flops_per_token(model.cfg),
+                            peak_flops(d.device)[0], cfg.warmup_steps, cfg.warmdown_frac, cfg.grad_clip, cfg.log_every,
+                            cfg.eval_every, cfg.checkpoint_every, cfg.keep_checkpoints)
+    metrics = MetricsLog(out / "metrics.jsonl", start_step, d.is_main, None)
+    loss, train_time = run_steps("prefs", model, train_model, optimizer, d, settings, micro_loss, evaluate, metrics,
+                                 ckpt_dir, settings_fp, start_step, train_time)
+    summary = {"steps": steps, "final_loss": loss, "train_seconds": train_time,
+               "before": before, "after": evaluate()}
+    if d.is_main:
+        metrics.write({"step": steps, **summary["after"], "train_time": train_time})
+        save_model_folder(run_dir / "chat_dpo", model, tok.folder, {"stage": "dpo", "steps": steps, **summary})
+    barrier(d)
+    return summary

@@ -1,0 +1,49 @@
+"""DPO: the loss falls, held-out preference accuracy rises above the starting model's, outputs are saved."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from llmlab.errors import LlmlabError
+from llmlab.model.config import ModelConfig
+from llmlab.model.folder import load_model_folder, save_model_folder
+from llmlab.model.transformer import Transformer
+from llmlab.tokenizer.bpe import Tokenizer
+from llmlab.train.prefs import PrefsConfig, preference_metrics, prefs
+
+PAIRS = [("red", "The apple.", "The sky."), ("green", "The grass.", "The night."), ("blue", "The sky.", "The apple."),
+         ("white", "The snow.", "The grass."), ("black", "The night.", "The snow."), ("yellow", "The sun.", "The sky.")]
+
+
+def test_preference_metrics():
+    policy = torch.tensor([-1.0, -2.0, -3.0, -1.0])  # pair 0 prefers chosen, pair 1 does not
+    reference = torch.tensor([-2.0, -2.0, -2.0, -2.0])
+    m = preference_metrics(policy, reference, beta=0.5)
+    assert m["pref_accuracy"] == 0.5 and m["reward_accuracy"] == 0.5
+    assert m["reward_margin"] == pytest.approx(0.5 * ((1 - 0) + (-1 - 1)) / 2)
+
+
+def test_dpo_prefers_the_chosen_answers(tmp_path, tiny_tokenizer, capsys):
+    tok = Tokenizer.load(tiny_tokenizer)
+    cfg = ModelConfig.from_depth(1, vocab_size=tok.vocab_size, seq_len=48, d_model=32, n_heads=2)
+    run = tmp_path / "run"
+    save_model_folder(run / "chat_sft", Transformer(cfg, seed=3), tiny_tokenizer, {"stage": "sft"})
+    path = tmp_path / "pairs.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for color, chosen, rejected in PAIRS:
+            f.write(json.dumps({"prompt": f"What is {color}?", "chosen": chosen, "rejected": rejected}) + "\n")
+    summary = prefs(run, PrefsConfig(train_files=[path], val_files=[path], epochs=30, batch_size=6, beta=0.5,
+                                     muon_lr=0.02, embed_lr=0.02, log_every=1))
+    losses = [json.loads(line)["loss"] for line in (run / "prefs" / "metrics.jsonl").read_text().splitlines()
+              if "loss" in json.loads(line)]
+    assert losses[0] == pytest.approx(0.6931, abs=1e-3)  # policy == reference at the start: -log sigmoid(0)
+    assert losses[-1] < 0.3
+    assert summary["after"]["pref_accuracy"] == 1.0 > summary["before"]["pref_accuracy"]
+    assert summary["after"]["reward_accuracy"] == 1.0 and summary["after"]["reward_margin"] > 0
+    _, _, info = load_model_folder(run / "chat_dpo")
+    assert info["stage"] == "dpo"
+    with pytest.raises(LlmlabError, match="not an llmlab model folder"):
+        prefs(tmp_path / "empty", PrefsConfig(train_files=[path]))
