@@ -47,3 +47,16 @@ def test_dpo_prefers_the_chosen_answers(tmp_path, tiny_tokenizer, capsys):
     assert info["stage"] == "dpo"
     with pytest.raises(LlmlabError, match="not an llmlab model folder"):
         prefs(tmp_path / "empty", PrefsConfig(train_files=[path]))
+
+
+def test_the_default_fine_tuning_data_loads_whole(tmp_path):
+    """The generated mixture is in formats the loaders accept, every row (and its text is NFKC-normalised)."""
+    from llmlab.tokenizer.conversations import load_preference_file, load_sft_file
+    from llmlab.train.default_data import default_data_files
+
+    files = default_data_files(tmp_path)
+    for name, load in (("sft_train", load_sft_file), ("sft_val", load_sft_file), ("prefs_train", load_preference_file),
+                       ("prefs_val", load_preference_file)):
+        records, summary = load(files[name])
+        assert summary["kept"] == summary["read"] > 100, (name, summary["problems"])
+    assert "\u00a0" not in files["sft_train"].read_text(encoding="utf-8")

@@ -12,7 +12,7 @@ One JSON object per line, in TRL's row shapes (strings or lists of {"role", "con
                  {"prompt": str, "completion": str}       a user/assistant pair; only the completion is trained
                  {"prompt": [...], "completion": [...]}   conversational; only the completion messages are trained
     preference   {"prompt", "chosen", "rejected"}         strings, or message lists (chosen/rejected: one assistant
-                                                          message each)
+                                                          message each), or a message-list prompt with string answers
                  {"chosen": [...], "rejected": [...]}     implicit prompt: the shared leading messages
 
 An SFT record is {"messages", "loss_from"}: messages before index `loss_from` are prompt, never trained. With a
@@ -215,7 +215,10 @@ def _prompt_completion(prompt, completion, name: str) -> tuple[list[dict], list[
                 _messages([{"role": "assistant", "content": completion}], name))
     if isinstance(prompt, list) and isinstance(completion, list):
         return _messages(prompt, "prompt"), _messages(completion, name)
-    raise _BadRecord("bad_type", f"'prompt' and {name!r} must both be strings or both be message lists")
+    if isinstance(prompt, list) and isinstance(completion, str):  # a conversation and a plain-text reply to it
+        return _messages(prompt, "prompt"), _messages([{"role": "assistant", "content": completion}], name)
+    raise _BadRecord("bad_type", f"{name!r} must be a string or a message list, and 'prompt' too (a string prompt "
+                                 f"needs a string {name!r})")
 
 
 def _answer(messages: list[dict], name: str) -> str:
