@@ -12,7 +12,8 @@ from llmlab.model.config import ModelConfig
 from llmlab.model.folder import load_model_folder, save_model_folder
 from llmlab.model.transformer import Transformer
 from llmlab.tokenizer.bpe import Tokenizer
-from llmlab.train.prefs import PrefsConfig, preference_metrics, prefs
+from llmlab.tokenizer.conversations import load_preference_file
+from llmlab.train.prefs import Conversations, PrefsConfig, all_logprobs, preference_metrics, prefs, render_pairs
 
 PAIRS = [("red", "The apple.", "The sky."), ("green", "The grass.", "The night."), ("blue", "The sky.", "The apple."),
          ("white", "The snow.", "The grass."), ("black", "The night.", "The snow."), ("yellow", "The sun.", "The sky.")]
@@ -36,7 +37,7 @@ def test_dpo_prefers_the_chosen_answers(tmp_path, tiny_tokenizer, capsys):
         for color, chosen, rejected in PAIRS:
             f.write(json.dumps({"prompt": f"What is {color}?", "chosen": chosen, "rejected": rejected}) + "\n")
     summary = prefs(run, PrefsConfig(train_files=[path], val_files=[path], epochs=30, batch_size=6, beta=0.5,
-                                     muon_lr=0.02, embed_lr=0.02, log_every=1))
+                                     rpo_alpha=0.0, muon_lr=0.02, embed_lr=0.02, lr=0.001, log_every=1))
     losses = [json.loads(line)["loss"] for line in (run / "prefs" / "metrics.jsonl").read_text().splitlines()
               if "loss" in json.loads(line)]
     assert losses[0] == pytest.approx(0.6931, abs=1e-3)  # policy == reference at the start: -log sigmoid(0)
@@ -51,7 +52,7 @@ def test_dpo_prefers_the_chosen_answers(tmp_path, tiny_tokenizer, capsys):
 
 def test_the_default_fine_tuning_data_loads_whole(tmp_path):
     """The generated mixture is in formats the loaders accept, every row (and its text is NFKC-normalised)."""
-    from llmlab.tokenizer.conversations import load_preference_file, load_sft_file
+    from llmlab.tokenizer.conversations import load_sft_file
     from llmlab.train.default_data import default_data_files
 
     files = default_data_files(tmp_path)
@@ -60,3 +61,22 @@ def test_the_default_fine_tuning_data_loads_whole(tmp_path):
         records, summary = load(files[name])
         assert summary["kept"] == summary["read"] > 100, (name, summary["problems"])
     assert "\u00a0" not in files["sft_train"].read_text(encoding="utf-8")
+
+
+def test_rpo_term_keeps_chosen_answers_likely(tmp_path, tiny_tokenizer):
+    tok = Tokenizer.load(tiny_tokenizer)
+    cfg = ModelConfig.from_depth(1, vocab_size=tok.vocab_size, seq_len=48, d_model=32, n_heads=2)
+    path = tmp_path / "pairs.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for color, chosen, rejected in PAIRS:
+            f.write(json.dumps({"prompt": f"What is {color}?", "chosen": chosen, "rejected": rejected}) + "\n")
+    chosen_logp = {}
+    for alpha in (0.0, 1.0):
+        run = tmp_path / f"run{alpha}"
+        save_model_folder(run / "chat_sft", Transformer(cfg, seed=3), tiny_tokenizer, {"stage": "sft"})
+        prefs(run, PrefsConfig(train_files=[path], val_files=[path], epochs=30, batch_size=6, beta=0.5, rpo_alpha=alpha,
+                               muon_lr=0.02, embed_lr=0.02, lr=0.001))
+        model, tok, _ = load_model_folder(run / "chat_dpo")
+        pairs = Conversations(render_pairs(tok, load_preference_file(path)[0]), tok.pad_id)
+        chosen_logp[alpha] = float(all_logprobs(model, pairs, "cpu")[0::2].mean())
+    assert chosen_logp[1.0] > chosen_logp[0.0] + 1.0  # the NLL term keeps the chosen answers likely

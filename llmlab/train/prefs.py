@@ -2,9 +2,12 @@
 the same prompt), raise the policy's log-likelihood ratio of chosen over rejected relative to a frozen reference
 (the starting model), without a reward model:
 
-    loss = -log sigmoid(beta * ((log pi(c) - log ref(c)) - (log pi(r) - log ref(r))))
+    loss = -log sigmoid(beta * ((log pi(c) - log ref(c)) - (log pi(r) - log ref(r)))) + alpha * NLL(c) / |c|
 
-where log p(answer) sums the token log-probabilities of the answer and its end of turn given the prompt.
+where log p(answer) sums the token log-probabilities of the answer and its end of turn given the prompt. The last
+term (RPO, Pang et al. 2024; TRL's `rpo_alpha`) keeps the chosen answers likely: without it, on the default data
+DPO raised the margin mostly by pushing the shared refusal sentence down everywhere, and the tuned model stopped
+refusing forbidden requests (docs/LOG.md).
 
     llmlab prefs --run_dir runs/x                  # tune runs/x/chat_sft on the default comparisons
     llmlab prefs --run_dir runs/x --prefs.train_files '[pairs.jsonl]' --prefs.beta 0.1
@@ -46,6 +49,7 @@ class PrefsConfig:
         train_files: preference JSONL files (prompt/chosen/rejected, TRL format); empty: the default comparisons.
         val_files: held-out preference files; empty: the default comparisons' val split.
         beta: DPO's inverse temperature: how far the policy may move from the reference.
+        rpo_alpha: weight of the per-token negative log-likelihood of the chosen answers added to the DPO loss.
         epochs: passes over the training pairs.
         batch_size: pairs per optimizer step, over all processes.
         optimizer: muon or adamw.
@@ -67,12 +71,14 @@ class PrefsConfig:
     train_files: list[Path] = field(default_factory=list)
     val_files: list[Path] = field(default_factory=list)
     beta: float = 0.1
+    rpo_alpha: float = 1.0
     epochs: float = 1.0
     batch_size: int = 16
     optimizer: str = "muon"
-    lr: float = 0.001
-    embed_lr: float = 0.005
-    muon_lr: float = 0.002  # DPO moves a chat model a little: a tenth of pre-training's rate
+    # DPO should move a chat model a little: at 4x these rates the tuned model lost facts it had (docs/LOG.md)
+    lr: float = 0.0002
+    embed_lr: float = 0.001
+    muon_lr: float = 0.0005
     warmup_steps: int = 5
     warmdown_frac: float = 0.5
     grad_clip: float = 1.0
@@ -93,20 +99,21 @@ def render_pairs(tok, records: list[dict]) -> list[tuple[list[int], list[int]]]:
     return rows
 
 
-def answer_logprobs(model, seqs: Conversations, rows: list[int], device) -> torch.Tensor:
-    """(len(rows),) summed log-probabilities of each row's masked (answer) tokens."""
+def answer_logprobs(model, seqs: Conversations, rows: list[int], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(len(rows),) summed log-probabilities of each row's masked (answer) tokens, and their token counts."""
     x, y = seqs.tensors(rows)
     logits, _ = model(x.to(device))
     y = y.to(device)
     logp = -F.cross_entropy(logits.transpose(1, 2), y.clamp_min(0), reduction="none")  # (B, T)
-    return (logp * (y != -1)).sum(dim=1)
+    counted = y != -1
+    return (logp * counted).sum(dim=1), counted.sum(dim=1)
 
 
 @torch.inference_mode()
 def all_logprobs(model, seqs: Conversations, device, batch: int = 32) -> torch.Tensor:
     model.eval()
     n = len(seqs.examples)
-    return torch.cat([answer_logprobs(model, seqs, list(range(i, min(n, i + batch))), device) for i in range(0, n, batch)])
+    return torch.cat([answer_logprobs(model, seqs, list(range(i, min(n, i + batch))), device)[0] for i in range(0, n, batch)])
 
 
 def preference_metrics(policy: torch.Tensor, reference: torch.Tensor, beta: float) -> dict:
@@ -174,10 +181,11 @@ def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
     def micro_loss(step: int, m: int) -> torch.Tensor:
         pairs = pair_order.indices(step, cfg.batch_size, d.rank, d.world, cfg.seed)
         rows = [2 * p + k for p in pairs for k in (0, 1)]  # chosen, rejected of each pair
-        policy = answer_logprobs(train_model, train, rows, d.device)
+        policy, lengths = answer_logprobs(train_model, train, rows, d.device)
         ref = ref_train[rows].to(d.device)
         logits = cfg.beta * ((policy[0::2] - ref[0::2]) - (policy[1::2] - ref[1::2]))
-        return -F.logsigmoid(logits).mean()
+        chosen_nll = -(policy[0::2] / lengths[0::2]).mean()
+        return -F.logsigmoid(logits).mean() + cfg.rpo_alpha * chosen_nll
 
     def evaluate() -> dict:
         return preference_metrics(all_logprobs(model, val, d.device), ref_val, cfg.beta) if val else {}
