@@ -19,12 +19,13 @@ from llmlab.errors import LlmlabError
 
 def commands() -> dict:
     """The command tree. Command modules import their heavy dependencies inside the functions, so --help is fast."""
-    from llmlab.cli import chat, data, plan, prefs, pretrain, sample, sft, tokenizer
+    from llmlab.cli import chat, data, eval, plan, prefs, pretrain, sample, sft, tokenizer
 
     return {
         "chat": chat.chat,
         "data": {"_help": "Build a run's dataset (clean, dedup, tokenize into shards) and describe it.",
                  "prepare": data.prepare, "stats": data.stats},
+        "eval": {"_help": "Evaluate a model.", "chat": eval.chat},
         "plan": plan.plan,
         "prefs": prefs.prefs,
         "pretrain": pretrain.pretrain,

@@ -1,0 +1,1 @@
+"""Evaluations of base and chat models (`llmlab eval ...`)."""
