@@ -56,3 +56,31 @@ def tiny_run(tmp_path_factory, tiny_tokenizer) -> Path:
     shutil.copytree(tiny_tokenizer, run / "tokenizer")
     prepare(run_dir=run, data=PrepareConfig(sources=[f"jsonl:{root / 'docs.jsonl'}"], workers=1))
     return run
+
+
+FACTS = [("red", "apple"), ("green", "grass"), ("blue", "sky"), ("white", "snow"), ("black", "night"), ("yellow", "sun")]
+
+
+def chat(color: str, thing: str) -> dict:
+    return {"messages": [{"role": "user", "content": f"What is {color}?"}, {"role": "assistant", "content": f"The {thing}."}]}
+
+
+@pytest.fixture()
+def sft_run(tmp_path, tiny_tokenizer) -> Path:
+    """A run with a small random base model and chat files tmp_path/{train,val}.jsonl (val: two of the facts)."""
+    import json
+
+    from llmlab.model.config import ModelConfig
+    from llmlab.model.folder import save_model_folder
+    from llmlab.model.transformer import Transformer
+    from llmlab.tokenizer.bpe import Tokenizer
+
+    tok = Tokenizer.load(tiny_tokenizer)
+    cfg = ModelConfig.from_depth(1, vocab_size=tok.vocab_size, seq_len=48, d_model=32, n_heads=2)
+    run = tmp_path / "run"
+    save_model_folder(run / "base", Transformer(cfg), tiny_tokenizer, {"stage": "base"})
+    for name, facts in (("train", FACTS), ("val", FACTS[:2])):
+        with open(tmp_path / f"{name}.jsonl", "w", encoding="utf-8") as f:
+            for color, thing in facts:
+                f.write(json.dumps(chat(color, thing)) + "\n")
+    return run

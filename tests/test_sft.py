@@ -3,39 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import pytest
 import torch
 
 from llmlab.errors import LlmlabError
-from llmlab.model.config import ModelConfig
-from llmlab.model.folder import load_model_folder, save_model_folder
-from llmlab.model.transformer import Transformer
+from llmlab.model.folder import load_model_folder
 from llmlab.tokenizer.bpe import Tokenizer
 from llmlab.tokenizer.chat import render_conversation
 from llmlab.train.sft import Conversations, SFTConfig, sft
 
-FACTS = [("red", "apple"), ("green", "grass"), ("blue", "sky"), ("white", "snow"), ("black", "night"), ("yellow", "sun")]
-
-
-def chat(color: str, thing: str) -> dict:
-    return {"messages": [{"role": "user", "content": f"What is {color}?"}, {"role": "assistant", "content": f"The {thing}."}]}
-
-
-@pytest.fixture()
-def sft_run(tmp_path, tiny_tokenizer) -> Path:
-    """A run with a small random base model and chat files (train: every fact; val: two of them)."""
-    tok = Tokenizer.load(tiny_tokenizer)
-    cfg = ModelConfig.from_depth(1, vocab_size=tok.vocab_size, seq_len=48, d_model=32, n_heads=2)
-    run = tmp_path / "run"
-    save_model_folder(run / "base", Transformer(cfg), tiny_tokenizer, {"stage": "base"})
-    for name, facts in (("train", FACTS), ("val", FACTS[:2])):
-        with open(tmp_path / f"{name}.jsonl", "w", encoding="utf-8") as f:
-            for color, thing in facts:
-                f.write(json.dumps(chat(color, thing)) + "\n")
-    return run
-
+from conftest import chat
 
 def test_targets_are_the_assistant_tokens_only(tiny_tokenizer):
     tok = Tokenizer.load(tiny_tokenizer)

@@ -31,6 +31,7 @@ from llmlab.errors import LlmlabError
 from llmlab.files import fingerprint, save_config
 from llmlab.model.flops import flops_per_token
 from llmlab.model.folder import load_model_folder, save_model_folder
+from llmlab.model.lora import add_lora, merge_lora
 from llmlab.tokenizer.chat import render_conversation
 from llmlab.tokenizer.conversations import load_preference_file
 from llmlab.train.default_data import default_data_files
@@ -52,7 +53,10 @@ class PrefsConfig:
         rpo_alpha: weight of the per-token negative log-likelihood of the chosen answers added to the DPO loss.
         epochs: passes over the training pairs.
         batch_size: pairs per optimizer step, over all processes.
-        optimizer: muon or adamw.
+        optimizer: muon or adamw (LoRA always uses adamw).
+        lora_rank: 0 for full fine-tuning; else train only rank-r LoRA adapters of the block matrices (merged
+            into the weights when saving).
+        lora_alpha: LoRA scale numerator: updates are scaled by lora_alpha / lora_rank.
         lr: AdamW learning rate (gains; everything with adamw).
         embed_lr: AdamW learning rate of the embedding matrix (with muon).
         muon_lr: Muon learning rate of the block matrices.
@@ -75,6 +79,8 @@ class PrefsConfig:
     epochs: float = 1.0
     batch_size: int = 16
     optimizer: str = "muon"
+    lora_rank: int = 0
+    lora_alpha: float = 16.0
     # DPO should move a chat model a little: at 4x these rates the tuned model lost facts it had (docs/LOG.md)
     lr: float = 0.0002
     embed_lr: float = 0.001
@@ -161,7 +167,10 @@ def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
     ref_val = all_logprobs(reference, val, d.device) if val else None
     before = {"pref_accuracy": preference_metrics(ref_val, ref_val, cfg.beta)["pref_accuracy"]} if val else {}
 
-    optimizer = build_optimizer(model, cfg.optimizer, lr=cfg.lr, weight_decay=0.0, muon_lr=cfg.muon_lr, embed_lr=cfg.embed_lr)
+    if cfg.lora_rank:
+        add_lora(model, cfg.lora_rank, cfg.lora_alpha)
+    optimizer = build_optimizer(model, "adamw" if cfg.lora_rank else cfg.optimizer, lr=cfg.lr, weight_decay=0.0,
+                                muon_lr=cfg.muon_lr, embed_lr=cfg.embed_lr)
     arithmetic = {k: v for k, v in vars(cfg).items() if k not in ("eval_every", "checkpoint_every", "keep_checkpoints",
                                                                   "log_every", "device")}
     settings_fp = fingerprint({"cfg": arithmetic, "start": start_info, "pairs": n_pairs, "tokenizer": tok.sha256})
@@ -203,6 +212,8 @@ def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
                "before": before, "after": evaluate()}
     if d.is_main:
         metrics.write({"step": steps, **summary["after"], "train_time": train_time})
+        if cfg.lora_rank:
+            merge_lora(model)
         save_model_folder(run_dir / "chat_dpo", model, tok.folder, {"stage": "dpo", "steps": steps, **summary})
     barrier(d)
     return summary

@@ -23,6 +23,7 @@ from llmlab.errors import LlmlabError
 from llmlab.files import fingerprint, save_config
 from llmlab.model.flops import flops_per_token
 from llmlab.model.folder import load_model_folder, save_model_folder
+from llmlab.model.lora import add_lora, merge_lora
 from llmlab.tokenizer.conversations import load_sft_file
 from llmlab.train.default_data import default_data_files
 from llmlab.train.distributed import Dist, barrier, init_distributed, shutdown
@@ -41,7 +42,10 @@ class SFTConfig:
         epochs: passes over the training conversations.
         batch_size: conversations per optimizer step, over all processes.
         micro_batch_size: conversations per forward/backward on each process (None: the whole per-process batch).
-        optimizer: muon or adamw.
+        optimizer: muon or adamw (LoRA always uses adamw).
+        lora_rank: 0 for full fine-tuning; else train only rank-r LoRA adapters of the block matrices (merged
+            into the weights when saving).
+        lora_alpha: LoRA scale numerator: updates are scaled by lora_alpha / lora_rank.
         lr: AdamW learning rate (gains; everything with adamw).
         embed_lr: AdamW learning rate of the embedding matrix (with muon).
         muon_lr: Muon learning rate of the block matrices.
@@ -65,6 +69,8 @@ class SFTConfig:
     batch_size: int = 16
     micro_batch_size: int | None = None
     optimizer: str = "muon"
+    lora_rank: int = 0
+    lora_alpha: float = 16.0
     lr: float = 0.002
     embed_lr: float = 0.01
     muon_lr: float = 0.005  # a quarter of pre-training's: fine-tuning adjusts, it should not overwrite
@@ -152,8 +158,10 @@ def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
     steps = max(1, math.ceil(cfg.epochs * len(train) / cfg.batch_size))
 
     model.train()
-    optimizer = build_optimizer(model, cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, muon_lr=cfg.muon_lr,
-                                embed_lr=cfg.embed_lr)
+    if cfg.lora_rank:
+        add_lora(model, cfg.lora_rank, cfg.lora_alpha)
+    optimizer = build_optimizer(model, "adamw" if cfg.lora_rank else cfg.optimizer, lr=cfg.lr,
+                                weight_decay=cfg.weight_decay, muon_lr=cfg.muon_lr, embed_lr=cfg.embed_lr)
     arithmetic = {k: v for k, v in vars(cfg).items() if k not in ("eval_every", "checkpoint_every", "keep_checkpoints",
                                                                   "log_every", "device")}
     settings_fp = fingerprint({"cfg": arithmetic, "base": base_info, "train": train_summary, "tokenizer": tok.sha256})
@@ -200,6 +208,8 @@ def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
     if d.is_main:
         summary.update(evaluate())
         metrics.write({"step": steps, **{k: v for k, v in summary.items() if k == "val_loss"}, "train_time": train_time})
+        if cfg.lora_rank:
+            merge_lora(model)
         save_model_folder(run_dir / "chat_sft", model, tok.folder, {"stage": "sft", "steps": steps, **summary})
     barrier(d)
     return summary
