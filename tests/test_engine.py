@@ -215,3 +215,10 @@ def test_loaded_model_generates_like_the_original(model, model_folder, prompt):
     loaded, _, _ = load_model_folder(model_folder)
     options = dict(temperature=0.9, seed=8)
     assert generate_ids(loaded, prompt, 10, **options) == generate_ids(model, prompt, 10, **options)
+
+
+def test_batched_rows_equal_single_generation(model, prompt):
+    """Several samples decoded as one batch give, row for row, what each gives alone (greedy: all equal)."""
+    single = generate_ids(model, prompt, 12, temperature=0.0)[0]
+    batched = generate_ids(model, prompt, 12, temperature=0.0, num_samples=4)
+    assert batched == [single] * 4

@@ -63,3 +63,50 @@ def test_bad_sft_settings_fail_before_training(sft_run, tmp_path):
     with pytest.raises(LlmlabError, match="not an llmlab model folder"):
         sft(sft_run, SFTConfig(base=tmp_path / "nowhere", train_files=[tmp_path / "train.jsonl"]))
     assert not (sft_run / "sft" / "checkpoints").exists()
+
+
+def test_sft_resume_from_a_midway_checkpoint_is_exact(sft_run, tmp_path):
+    import shutil
+
+    from llmlab.train import checkpoint
+
+    cfg = SFTConfig(train_files=[tmp_path / "train.jsonl"], epochs=10, batch_size=6, checkpoint_every=3,
+                    keep_checkpoints=10, log_every=1, eval_every=0)
+    other = tmp_path / "other"
+    shutil.copytree(sft_run, other)
+    sft(sft_run, cfg)  # uninterrupted
+    sft(other, cfg)
+    for path in checkpoint.list_checkpoints(other / "sft" / "checkpoints")[-2:]:  # lose the last steps...
+        shutil.rmtree(path)
+    shutil.rmtree(other / "chat_sft")
+    sft(other, cfg, resume=True)  # ...and recover them from step 6
+    a, _, _ = load_model_folder(sft_run / "chat_sft")
+    b, _, _ = load_model_folder(other / "chat_sft")
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    rows = [json.loads(line) for line in (other / "sft" / "metrics.jsonl").read_text().splitlines() if "loss" in line]
+    assert [r["step"] for r in rows] == list(range(1, 11))
+
+
+@pytest.mark.slow
+def test_sft_on_two_processes_follows_one_process(sft_run, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    two = tmp_path / "two"
+    shutil.copytree(sft_run, two)
+    args = ["sft", "--sft.train_files", f"[{tmp_path / 'train.jsonl'}]", "--sft.epochs", "10", "--sft.batch_size", "6",
+            "--sft.micro_batch_size", "1", "--sft.log_every", "1", "--sft.eval_every", "0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "llmlab", *args, "--run_dir", str(sft_run)], check=True, env=env,
+                   capture_output=True)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "llmlab"]
+    result = subprocess.run(torchrun + [*args, "--run_dir", str(two)], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    curves = [[json.loads(line)["loss"] for line in (run / "sft" / "metrics.jsonl").read_text().splitlines()
+               if '"loss"' in line] for run in (sft_run, two)]
+    assert len(curves[0]) == len(curves[1]) == 10
+    assert np.allclose(curves[0], curves[1], rtol=1e-4, atol=1e-5)

@@ -177,8 +177,13 @@ def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
         train_model = DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
 
     def micro_loss(step: int, m: int) -> torch.Tensor:
+        """This micro-batch's summed token losses over the trained tokens of the whole global batch, scaled so that
+        averaging over micro-batches and processes gives the global per-token mean for any number of processes."""
+        everyone = data.indices(step, cfg.batch_size, 0, 1, cfg.seed)
+        global_tokens = sum(sum(data.examples[i][1][1:]) for i in everyone)
         x, y = data.tensors(data.indices(step, cfg.batch_size, d.rank * accum + m, d.world * accum, cfg.seed))
-        return train_model(x.to(d.device), y.to(d.device))[1]
+        mean = train_model(x.to(d.device), y.to(d.device))[1]
+        return mean * int((y != -1).sum()) / max(1, global_tokens) * (d.world * accum)
 
     @torch.inference_mode()
     def evaluate() -> dict:
