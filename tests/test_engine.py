@@ -222,3 +222,24 @@ def test_batched_rows_equal_single_generation(model, prompt):
     single = generate_ids(model, prompt, 12, temperature=0.0)[0]
     batched = generate_ids(model, prompt, 12, temperature=0.0, num_samples=4)
     assert batched == [single] * 4
+
+
+def test_stop_strings_end_a_row_at_the_completing_token(prompt, tok):
+    from llmlab.engine.generate import cut_at_stop
+
+    cfg = ModelConfig.from_depth(1, vocab_size=tok.vocab_size, seq_len=SEQ_LEN, zero_init_proj=False)
+    for seed in range(50):  # a random model whose greedy text is plain ASCII, so a stop string can be cut from it
+        model = Transformer(cfg, seed=seed).eval()
+        free = generate_ids(model, prompt, 10, temperature=0.0)[0]
+        if all(tok.token_bytes(t).isascii() and t not in tok.special_ids.values() for t in free[:5]):
+            break
+    else:
+        pytest.fail("no small random model with plain-ASCII greedy text among 50 seeds")
+    text = tok.decode(free)
+    stop = tok.decode(free[3:5])  # reached with the 5th token (or earlier, if it occurs before)
+    steps = list(generate(model, prompt, 10, temperature=0.0, stop_strings=[stop], tokenizer=tok))
+    assert steps[-1].finish == ["stop"] and len(steps) <= 5
+    produced = tok.decode([s.tokens[0] for s in steps])
+    assert stop in produced and cut_at_stop(produced, [stop]) == text[: text.find(stop)]
+    with pytest.raises(LlmlabError, match="need the tokenizer"):
+        list(generate(model, prompt, 3, stop_strings=["x"]))

@@ -107,10 +107,14 @@ def generate(
     stop_ids: Collection[int] = frozenset(),
     num_samples: int = 1,
     return_top: int = 0,
+    stop_strings: Collection[str] = (),
+    tokenizer=None,
 ) -> Iterator[Step]:
     """Stream num_samples continuations of prompt_ids, one Step per new token (see the module docstring).
 
-    seed None draws from a randomly seeded generator. Sampling options as in `sample_next`.
+    seed None draws from a randomly seeded generator. Sampling options as in `sample_next`. A row also stops
+    ("stop") at the token that completes one of `stop_strings` in its generated text (needs `tokenizer`, to see the
+    tokens' bytes); that token is yielded, and `cut_at_stop` trims the decoded text.
     """
     vocab_size, seq_len = model.cfg.vocab_size, model.cfg.seq_len
     if not prompt_ids:
@@ -135,6 +139,10 @@ def generate(
     else:
         generator.manual_seed(seed)
     stops = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)  # (n_stop,)
+    stop_bytes = [text.encode("utf-8") for text in stop_strings if text]
+    if stop_bytes and tokenizer is None:
+        raise LlmlabError("stop_strings need the tokenizer (to read the generated text)")
+    generated = [b""] * num_samples  # each row's text so far, as bytes (only kept when there are stop strings)
 
     cache = model.make_kv_cache(1, max_len=len(prompt) + n_steps - 1)
     logits = _last_logits(model, torch.tensor([prompt], device=device), cache)  # (1, V)
@@ -145,6 +153,12 @@ def generate(
     for index in range(n_steps):
         next_ids = sample_next(logits, temperature, top_k, top_p, generator)  # (N,)
         stopped = torch.isin(next_ids, stops).tolist()
+        for row, token in enumerate(next_ids.tolist() if stop_bytes else []):
+            if running[row]:
+                piece = tokenizer.token_bytes(token)
+                generated[row] += piece
+                tail = generated[row][-(max(map(len, stop_bytes)) + len(piece)) :]
+                stopped[row] = stopped[row] or any(text in tail for text in stop_bytes)
         top = _top_tokens(logits, return_top) if return_top else [[] for _ in range(num_samples)]
         tokens = [t if run else None for t, run in zip(next_ids.tolist(), running)]
         top = [row if run else [] for row, run in zip(top, running)]
@@ -155,6 +169,12 @@ def generate(
         if last:
             return
         logits = _last_logits(model, next_ids[:, None], cache)  # (N, V); stopped rows are fed along, ignored
+
+
+def cut_at_stop(text: str, stop_strings: Collection[str]) -> str:
+    """`text` up to (without) the first of `stop_strings` it contains."""
+    cut = min((i for i in (text.find(s) for s in stop_strings if s) if i >= 0), default=len(text))
+    return text[:cut]
 
 
 def generate_ids(model: Transformer, prompt_ids: list[int], max_new_tokens: int, **options) -> list[list[int]]:
