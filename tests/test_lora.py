@@ -49,3 +49,19 @@ def test_sft_with_lora_changes_only_block_matrices(sft_run, tmp_path):
     assert torch.equal(base_state["embed.weight"], tuned_state["embed.weight"])  # frozen
     assert torch.equal(base_state["norm.weight"], tuned_state["norm.weight"])
     assert not torch.equal(base_state["blocks.0.attn.wq.weight"], tuned_state["blocks.0.attn.wq.weight"])
+
+
+def test_dpo_with_lora_trains_adapters_and_saves_a_merged_model(sft_run, tmp_path):
+    from llmlab.train.prefs import PrefsConfig, prefs
+
+    pairs = tmp_path / "pairs.jsonl"
+    with open(pairs, "w", encoding="utf-8") as f:
+        for color, chosen, rejected in (("red", "The apple.", "The sky."), ("blue", "The sky.", "The apple.")):
+            f.write(json.dumps({"prompt": f"What is {color}?", "chosen": chosen, "rejected": rejected}) + "\n")
+    summary = prefs(sft_run, PrefsConfig(start=sft_run / "base", train_files=[pairs], val_files=[pairs], epochs=20,
+                                         batch_size=2, lora_rank=4, lora_alpha=8, lr=0.01))
+    assert summary["after"]["reward_margin"] > 0
+    base, _, _ = load_model_folder(sft_run / "base")
+    tuned, _, info = load_model_folder(sft_run / "chat_dpo")
+    assert info["stage"] == "dpo" and torch.equal(base.embed.weight, tuned.embed.weight)
+    assert not torch.equal(base.blocks[0].attn.wq.weight, tuned.blocks[0].attn.wq.weight)
