@@ -49,6 +49,15 @@ def init_distributed(device_preference: str = "auto") -> Dist:
     return Dist(rank, world, local_rank, device)
 
 
+def wrap_ddp(model: torch.nn.Module, d: Dist) -> torch.nn.Module:
+    """The module to call for training: DistributedDataParallel over `model` with several processes, else `model`."""
+    if d.world == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
+
+
 def all_reduce_sum(value: torch.Tensor, d: Dist) -> torch.Tensor:
     if d.world > 1:
         dist.all_reduce(value, op=dist.ReduceOp.SUM)

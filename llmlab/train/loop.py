@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from llmlab.errors import LlmlabError
+from llmlab.files import fingerprint
 from llmlab.train import checkpoint
 from llmlab.train.distributed import Dist, all_reduce_sum, barrier
 from llmlab.train.schedule import apply_lr, apply_muon_momentum, lr_multiplier, muon_momentum
@@ -50,6 +51,19 @@ class MetricsLog:
             for key, value in row.items():
                 if key != "step" and isinstance(value, (int, float)):
                     self.tb.add_scalar(key, value, row["step"])
+
+
+# Settings that change logging, evaluation, checkpointing or placement, not the arithmetic of training: a run may
+# be resumed with different values (and with another number of processes, which keeps the global batch).
+BOOKKEEPING_FIELDS = ("eval_every", "eval_tokens", "checkpoint_every", "keep_checkpoints", "log_every", "device",
+                      "compile", "tensorboard")
+
+
+def settings_fingerprint(cfg, **context) -> str:
+    """What a checkpoint must match to be resumed: the config's arithmetic settings and the given context
+    (data, starting model, tokenizer...)."""
+    settings = {k: v for k, v in vars(cfg).items() if k not in BOOKKEEPING_FIELDS}
+    return fingerprint({"cfg": settings, **context})
 
 
 def resume_point(ckpt_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, settings_fp: str,

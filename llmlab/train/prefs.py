@@ -28,15 +28,15 @@ import torch
 import torch.nn.functional as F
 
 from llmlab.errors import LlmlabError
-from llmlab.files import fingerprint, save_config
+from llmlab.files import save_config
 from llmlab.model.flops import flops_per_token
 from llmlab.model.folder import load_model_folder, save_model_folder
 from llmlab.model.lora import add_lora, merge_lora
 from llmlab.tokenizer.chat import render_conversation
 from llmlab.tokenizer.conversations import load_preference_file
 from llmlab.train.default_data import default_data_files
-from llmlab.train.distributed import Dist, barrier, init_distributed, shutdown
-from llmlab.train.loop import LoopSettings, MetricsLog, resume_point, run_steps
+from llmlab.train.distributed import Dist, barrier, init_distributed, shutdown, wrap_ddp
+from llmlab.train.loop import LoopSettings, MetricsLog, resume_point, run_steps, settings_fingerprint
 from llmlab.train.optim import build_optimizer
 from llmlab.train.sft import Conversations
 
@@ -144,10 +144,7 @@ def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
     reference = copy.deepcopy(model).eval().requires_grad_(False)
     files = {"train": cfg.train_files, "val": cfg.val_files}
     if not cfg.train_files:
-        if d.is_main:
-            default_data_files(run_dir)
-        barrier(d)
-        defaults = default_data_files(run_dir)
+        defaults = default_data_files(run_dir, d)
         files = {"train": [defaults["prefs_train"]], "val": [defaults["prefs_val"]]}
     loaded = {}
     for split, paths in files.items():
@@ -171,20 +168,14 @@ def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
         add_lora(model, cfg.lora_rank, cfg.lora_alpha)
     optimizer = build_optimizer(model, "adamw" if cfg.lora_rank else cfg.optimizer, lr=cfg.lr, weight_decay=0.0,
                                 muon_lr=cfg.muon_lr, embed_lr=cfg.embed_lr)
-    arithmetic = {k: v for k, v in vars(cfg).items() if k not in ("eval_every", "checkpoint_every", "keep_checkpoints",
-                                                                  "log_every", "device")}
-    settings_fp = fingerprint({"cfg": arithmetic, "start": start_info, "pairs": n_pairs, "tokenizer": tok.sha256})
+    settings_fp = settings_fingerprint(cfg, start=start_info, pairs=n_pairs, tokenizer=tok.sha256)
     ckpt_dir = out / "checkpoints"
     start_step, train_time = resume_point(ckpt_dir, model, optimizer, settings_fp, resume)
     if d.is_main:
         save_config(out / "config.yaml", {**vars(cfg), "steps": steps, "pairs": {k: len(v) for k, v in loaded.items()}})
         print(f"prefs: {n_pairs:,} training pairs ({len(loaded['val']):,} held out), {steps} steps of {cfg.batch_size}"
               + (f"; starting model: held-out preference accuracy {before['pref_accuracy']:.3f}" if before else ""))
-    train_model = model
-    if d.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        train_model = DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
+    train_model = wrap_ddp(model, d)
     pair_order = Conversations([([0], [0])] * n_pairs, tok.pad_id)  # step-pure order over pair indices
 
     def micro_loss(step: int, m: int) -> torch.Tensor:

@@ -32,23 +32,21 @@ import torch
 
 from llmlab.data.loader import TokenWindows
 from llmlab.errors import LlmlabError
-from llmlab.files import atomic_write_json, fingerprint, save_config
+from llmlab.files import atomic_write_json, save_config
 from llmlab.model.bpb import bits_per_byte
 from llmlab.model.config import ModelConfig
 from llmlab.model.flops import count_params, flops_per_token
 from llmlab.model.folder import save_model_folder
 from llmlab.model.transformer import Transformer
 from llmlab.tokenizer.bpe import Tokenizer
-from llmlab.train.distributed import Dist, barrier, init_distributed, shutdown
-from llmlab.train.loop import LoopSettings, MetricsLog, resume_point, run_steps
+from llmlab.train.distributed import Dist, barrier, init_distributed, shutdown, wrap_ddp
+from llmlab.train.loop import LoopSettings, MetricsLog, resume_point, run_steps, settings_fingerprint
 from llmlab.train.optim import build_optimizer
 from llmlab.train.zip_view import format_zip_view, zip_view
 
 log = logging.getLogger(__name__)
 
 
-_NOT_IN_FINGERPRINT = ("eval_every", "eval_tokens", "checkpoint_every", "keep_checkpoints", "log_every", "device",
-                       "compile", "tensorboard")
 # Training presets that are more than a model preset: the baseline pairs nanoGPT's model with its optimizer.
 TRAINING_PRESETS = {"gpt2-adamw": {"model": "gpt2", "optimizer": "adamw", "lr": 1e-3}}
 
@@ -122,12 +120,6 @@ class PretrainConfig:
         if cfg.seq_len < self.seq_len:
             raise LlmlabError(f"seq_len {self.seq_len} is beyond the model's {cfg.pos_embedding} table of {cfg.seq_len} positions")
         return cfg
-
-    def fingerprint(self, global_batch: int, tokenizer_sha256: str) -> str:
-        """What a checkpoint must match to be resumed: the settings that change the arithmetic (not logging,
-        evaluation, checkpointing, device or the number of processes, which keeps the global batch)."""
-        settings = {k: v for k, v in vars(self).items() if k not in _NOT_IN_FINGERPRINT}
-        return fingerprint({"cfg": settings, "global_batch": global_batch, "tokenizer": tokenizer_sha256})
 
     def resolved(self, model_cfg: ModelConfig) -> dict:
         """Every derived quantity, filled in."""
@@ -203,7 +195,7 @@ def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Di
     model = Transformer(model_cfg, seed=cfg.seed).to(d.device)
     optimizer = build_optimizer(model, plan["optimizer"], lr=plan["lr"], weight_decay=cfg.weight_decay,
                                 muon_lr=cfg.muon_lr, embed_lr=cfg.embed_lr)
-    settings_fp = cfg.fingerprint(batch, tok.sha256)
+    settings_fp = settings_fingerprint(cfg, global_batch=batch, tokenizer=tok.sha256)
     ckpt_dir = out / "checkpoints"
     start_step, train_time = resume_point(ckpt_dir, model, optimizer, settings_fp, resume)
     if start_step == steps and _base_is_current(run_dir, settings_fp):
@@ -212,13 +204,7 @@ def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Di
     if d.is_main:
         save_config(out / "config.yaml", {**vars(cfg), "resolved": plan, "model": model_cfg.to_dict(), "world": d.world})
 
-    train_model = model
-    if cfg.compile:
-        train_model = torch.compile(model)
-    if d.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        train_model = DistributedDataParallel(train_model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
+    train_model = wrap_ddp(torch.compile(model) if cfg.compile else model, d)
 
     from llmlab.hardware import peak_flops
 

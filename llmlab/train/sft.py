@@ -20,14 +20,14 @@ import numpy as np
 import torch
 
 from llmlab.errors import LlmlabError
-from llmlab.files import fingerprint, save_config
+from llmlab.files import save_config
 from llmlab.model.flops import flops_per_token
 from llmlab.model.folder import load_model_folder, save_model_folder
 from llmlab.model.lora import add_lora, merge_lora
 from llmlab.tokenizer.conversations import load_sft_file
 from llmlab.train.default_data import default_data_files
-from llmlab.train.distributed import Dist, barrier, init_distributed, shutdown
-from llmlab.train.loop import LoopSettings, MetricsLog, resume_point, run_steps
+from llmlab.train.distributed import Dist, barrier, init_distributed, shutdown, wrap_ddp
+from llmlab.train.loop import LoopSettings, MetricsLog, resume_point, run_steps, settings_fingerprint
 from llmlab.train.optim import build_optimizer
 
 
@@ -141,10 +141,7 @@ def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
     max_tokens = model.cfg.seq_len + 1  # inputs and targets are the ids shifted by one
     files = {"train": cfg.train_files, "val": cfg.val_files}
     if not cfg.train_files:
-        if d.is_main:
-            default_data_files(run_dir)
-        barrier(d)
-        defaults = default_data_files(run_dir)
+        defaults = default_data_files(run_dir, d)
         files = {"train": [defaults["sft_train"]], "val": [defaults["sft_val"]]}
     train, train_summary = _load(files["train"], tok, max_tokens, cfg.on_too_long)
     val, val_summary = _load(files["val"], tok, max_tokens, cfg.on_too_long)
@@ -162,19 +159,13 @@ def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
         add_lora(model, cfg.lora_rank, cfg.lora_alpha)
     optimizer = build_optimizer(model, "adamw" if cfg.lora_rank else cfg.optimizer, lr=cfg.lr,
                                 weight_decay=cfg.weight_decay, muon_lr=cfg.muon_lr, embed_lr=cfg.embed_lr)
-    arithmetic = {k: v for k, v in vars(cfg).items() if k not in ("eval_every", "checkpoint_every", "keep_checkpoints",
-                                                                  "log_every", "device")}
-    settings_fp = fingerprint({"cfg": arithmetic, "base": base_info, "train": train_summary, "tokenizer": tok.sha256})
+    settings_fp = settings_fingerprint(cfg, base=base_info, train=train_summary, tokenizer=tok.sha256)
     ckpt_dir = out / "checkpoints"
     start_step, train_time = resume_point(ckpt_dir, model, optimizer, settings_fp, resume)
     if d.is_main:
         save_config(out / "config.yaml", {**vars(cfg), "steps": steps, "data": {"train": train_summary, "val": val_summary}})
         print(f"sft: {len(train):,} training conversations ({len(val):,} held out), {steps} steps of {cfg.batch_size}")
-    train_model = model
-    if d.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        train_model = DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
+    train_model = wrap_ddp(model, d)
 
     def micro_loss(step: int, m: int) -> torch.Tensor:
         """This micro-batch's summed token losses over the trained tokens of the whole global batch, scaled so that
