@@ -80,3 +80,12 @@ def test_rpo_term_keeps_chosen_answers_likely(tmp_path, tiny_tokenizer):
         pairs = Conversations(render_pairs(tok, load_preference_file(path)[0]), tok.pad_id)
         chosen_logp[alpha] = float(all_logprobs(model, pairs, "cpu")[0::2].mean())
     assert chosen_logp[1.0] > chosen_logp[0.0] + 1.0  # the NLL term keeps the chosen answers likely
+
+
+def test_finished_dpo_is_a_no_op_on_resume(sft_run, tmp_path, capsys):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps({"prompt": "What is red?", "chosen": "The apple.", "rejected": "The sky."}) + "\n")
+    cfg = PrefsConfig(start=sft_run / "base", train_files=[path], epochs=2, batch_size=1)
+    prefs(sft_run, cfg)
+    again = prefs(sft_run, cfg, resume=True)
+    assert again.get("skipped") and "nothing to do" in capsys.readouterr().out

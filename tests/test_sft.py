@@ -110,3 +110,12 @@ def test_sft_on_two_processes_follows_one_process(sft_run, tmp_path):
                if '"loss"' in line] for run in (sft_run, two)]
     assert len(curves[0]) == len(curves[1]) == 10
     assert np.allclose(curves[0], curves[1], rtol=1e-4, atol=1e-5)
+
+
+def test_finished_sft_is_a_no_op_on_resume(sft_run, tmp_path, capsys):
+    cfg = SFTConfig(train_files=[tmp_path / "train.jsonl"], epochs=2, batch_size=6)
+    sft(sft_run, cfg)
+    weights = (sft_run / "chat_sft" / "model.safetensors").read_bytes()
+    again = sft(sft_run, cfg, resume=True)
+    assert again.get("skipped") and "nothing to do" in capsys.readouterr().out
+    assert (sft_run / "chat_sft" / "model.safetensors").read_bytes() == weights

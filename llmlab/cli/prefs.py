@@ -23,7 +23,7 @@ def prefs(run_dir: Path = Path("runs/default"), prefs: PrefsConfig = PrefsConfig
 
     s = run_prefs(run_dir, prefs, resume)
     for name in ("before", "after"):
-        if s[name]:
+        if s.get(name):
             print(f"held-out pairs, {'starting model' if name == 'before' else 'after DPO':<15} "
                   + ", ".join(f"{k} {v:.3f}" for k, v in s[name].items()))
     print(f"chat model: {Path(run_dir) / 'chat_dpo'} ({s['steps']} steps, {s['train_seconds']:.0f} s)")

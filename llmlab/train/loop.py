@@ -66,6 +66,12 @@ def settings_fingerprint(cfg, **context) -> str:
     return fingerprint({"cfg": settings, **context})
 
 
+def is_finished(model_folder: Path, settings_fp: str) -> bool:
+    """Whether `model_folder` holds the output of a finished run with these settings (its model.json says so)."""
+    info = Path(model_folder) / "model.json"
+    return info.exists() and json.loads(info.read_text(encoding="utf-8")).get("settings_fingerprint") == settings_fp
+
+
 def resume_point(ckpt_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, settings_fp: str,
                  resume: bool) -> tuple[int, float]:
     """(start step, training seconds so far): from the newest intact checkpoint with --resume, else (0, 0).

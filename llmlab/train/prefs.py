@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from llmlab.errors import LlmlabError
-from llmlab.files import save_config
+from llmlab.files import file_sha256, save_config
 from llmlab.model.flops import flops_per_token
 from llmlab.model.folder import load_model_folder, save_model_folder
 from llmlab.model.lora import add_lora, merge_lora
@@ -36,7 +36,7 @@ from llmlab.tokenizer.chat import render_conversation
 from llmlab.tokenizer.conversations import load_preference_file
 from llmlab.train.default_data import default_data_files
 from llmlab.train.distributed import Dist, barrier, init_distributed, shutdown, wrap_ddp
-from llmlab.train.loop import LoopSettings, MetricsLog, resume_point, run_steps, settings_fingerprint
+from llmlab.train.loop import LoopSettings, MetricsLog, is_finished, resume_point, run_steps, settings_fingerprint
 from llmlab.train.optim import build_optimizer
 from llmlab.train.sft import Conversations
 
@@ -140,7 +140,8 @@ def prefs(run_dir: Path, cfg: PrefsConfig, resume: bool = False) -> dict:
 
 def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
     out = run_dir / "prefs"
-    model, tok, start_info = load_model_folder(cfg.start or run_dir / "chat_sft", d.device)
+    start_folder = Path(cfg.start or run_dir / "chat_sft")
+    model, tok, _ = load_model_folder(start_folder, d.device)
     reference = copy.deepcopy(model).eval().requires_grad_(False)
     files = {"train": cfg.train_files, "val": cfg.val_files}
     if not cfg.train_files:
@@ -168,9 +169,13 @@ def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
         add_lora(model, cfg.lora_rank, cfg.lora_alpha)
     optimizer = build_optimizer(model, "adamw" if cfg.lora_rank else cfg.optimizer, lr=cfg.lr, weight_decay=0.0,
                                 muon_lr=cfg.muon_lr, embed_lr=cfg.embed_lr)
-    settings_fp = settings_fingerprint(cfg, start=start_info, pairs=n_pairs, tokenizer=tok.sha256)
+    settings_fp = settings_fingerprint(cfg, start=file_sha256(start_folder / "model.safetensors"), pairs=n_pairs,
+                                       tokenizer=tok.sha256)
     ckpt_dir = out / "checkpoints"
     start_step, train_time = resume_point(ckpt_dir, model, optimizer, settings_fp, resume)
+    if start_step == steps and is_finished(run_dir / "chat_dpo", settings_fp):
+        print(f"{run_dir / 'chat_dpo'} is already trained with these settings; nothing to do")
+        return {"steps": steps, "train_seconds": train_time, "skipped": True}
     if d.is_main:
         save_config(out / "config.yaml", {**vars(cfg), "steps": steps, "pairs": {k: len(v) for k, v in loaded.items()}})
         print(f"prefs: {n_pairs:,} training pairs ({len(loaded['val']):,} held out), {steps} steps of {cfg.batch_size}"
@@ -205,6 +210,7 @@ def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
         metrics.write({"step": steps, **summary["after"], "train_time": train_time})
         if cfg.lora_rank:
             merge_lora(model)
-        save_model_folder(run_dir / "chat_dpo", model, tok.folder, {"stage": "dpo", "steps": steps, **summary})
+        save_model_folder(run_dir / "chat_dpo", model, tok.folder,
+                          {"stage": "dpo", "steps": steps, **summary, "settings_fingerprint": settings_fp})
     barrier(d)
     return summary

@@ -21,7 +21,6 @@ The depth dial: `depth` sets the model (ModelConfig.from_depth) and, unless give
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from llmlab.model.folder import save_model_folder
 from llmlab.model.transformer import Transformer
 from llmlab.tokenizer.bpe import Tokenizer
 from llmlab.train.distributed import Dist, barrier, init_distributed, shutdown, wrap_ddp
-from llmlab.train.loop import LoopSettings, MetricsLog, resume_point, run_steps, settings_fingerprint
+from llmlab.train.loop import LoopSettings, MetricsLog, is_finished, resume_point, run_steps, settings_fingerprint
 from llmlab.train.optim import build_optimizer
 from llmlab.train.zip_view import format_zip_view, zip_view
 
@@ -155,11 +154,6 @@ def _check_memory(model_cfg: ModelConfig, micro_batch: int, device: torch.device
         )
 
 
-def _base_is_current(run_dir: Path, settings_fp: str) -> bool:
-    info = run_dir / "base" / "model.json"
-    return info.exists() and json.loads(info.read_text(encoding="utf-8")).get("settings_fingerprint") == settings_fp
-
-
 def token_byte_lengths(tok: Tokenizer) -> np.ndarray:
     specials = set(tok.special_ids.values())
     return np.array([0 if i in specials else len(tok.token_bytes(i)) for i in range(tok.vocab_size)], dtype=np.int64)
@@ -198,7 +192,7 @@ def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Di
     settings_fp = settings_fingerprint(cfg, global_batch=batch, tokenizer=tok.sha256)
     ckpt_dir = out / "checkpoints"
     start_step, train_time = resume_point(ckpt_dir, model, optimizer, settings_fp, resume)
-    if start_step == steps and _base_is_current(run_dir, settings_fp):
+    if start_step == steps and is_finished(run_dir / "base", settings_fp):
         print(f"pretrain: {run_dir / 'base'} is already trained with these settings; nothing to do")
         return {"steps": steps, "train_seconds": train_time, "skipped": True}
     if d.is_main:

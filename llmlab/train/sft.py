@@ -20,14 +20,14 @@ import numpy as np
 import torch
 
 from llmlab.errors import LlmlabError
-from llmlab.files import save_config
+from llmlab.files import file_sha256, save_config
 from llmlab.model.flops import flops_per_token
 from llmlab.model.folder import load_model_folder, save_model_folder
 from llmlab.model.lora import add_lora, merge_lora
 from llmlab.tokenizer.conversations import load_sft_file
 from llmlab.train.default_data import default_data_files
 from llmlab.train.distributed import Dist, barrier, init_distributed, shutdown, wrap_ddp
-from llmlab.train.loop import LoopSettings, MetricsLog, resume_point, run_steps, settings_fingerprint
+from llmlab.train.loop import LoopSettings, MetricsLog, is_finished, resume_point, run_steps, settings_fingerprint
 from llmlab.train.optim import build_optimizer
 
 
@@ -137,7 +137,8 @@ def sft(run_dir: Path, cfg: SFTConfig, resume: bool = False) -> dict:
 
 def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
     out = run_dir / "sft"
-    model, tok, base_info = load_model_folder(cfg.base or run_dir / "base", d.device)
+    start_folder = Path(cfg.base or run_dir / "base")
+    model, tok, _ = load_model_folder(start_folder, d.device)
     max_tokens = model.cfg.seq_len + 1  # inputs and targets are the ids shifted by one
     files = {"train": cfg.train_files, "val": cfg.val_files}
     if not cfg.train_files:
@@ -159,9 +160,13 @@ def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
         add_lora(model, cfg.lora_rank, cfg.lora_alpha)
     optimizer = build_optimizer(model, "adamw" if cfg.lora_rank else cfg.optimizer, lr=cfg.lr,
                                 weight_decay=cfg.weight_decay, muon_lr=cfg.muon_lr, embed_lr=cfg.embed_lr)
-    settings_fp = settings_fingerprint(cfg, base=base_info, train=train_summary, tokenizer=tok.sha256)
+    settings_fp = settings_fingerprint(cfg, base=file_sha256(start_folder / "model.safetensors"), train=train_summary,
+                                       tokenizer=tok.sha256)
     ckpt_dir = out / "checkpoints"
     start_step, train_time = resume_point(ckpt_dir, model, optimizer, settings_fp, resume)
+    if start_step == steps and is_finished(run_dir / "chat_sft", settings_fp):
+        print(f"{run_dir / 'chat_sft'} is already trained with these settings; nothing to do")
+        return {"steps": steps, "train_seconds": train_time, "skipped": True}
     if d.is_main:
         save_config(out / "config.yaml", {**vars(cfg), "steps": steps, "data": {"train": train_summary, "val": val_summary}})
         print(f"sft: {len(train):,} training conversations ({len(val):,} held out), {steps} steps of {cfg.batch_size}")
@@ -206,6 +211,7 @@ def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
         metrics.write({"step": steps, **{k: v for k, v in summary.items() if k == "val_loss"}, "train_time": train_time})
         if cfg.lora_rank:
             merge_lora(model)
-        save_model_folder(run_dir / "chat_sft", model, tok.folder, {"stage": "sft", "steps": steps, **summary})
+        save_model_folder(run_dir / "chat_sft", model, tok.folder,
+                          {"stage": "sft", "steps": steps, **summary, "settings_fingerprint": settings_fp})
     barrier(d)
     return summary
