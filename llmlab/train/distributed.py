@@ -9,7 +9,9 @@ Without torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) it is a single pro
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -72,3 +74,13 @@ def barrier(d: Dist) -> None:
 def shutdown(d: Dist) -> None:
     if d.world > 1 and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextmanager
+def distributed(device_preference: str = "auto") -> Iterator[Dist]:
+    """`with distributed(cfg.device) as d:` a training stage's process group, torn down however the stage ends."""
+    d = init_distributed(device_preference)
+    try:
+        yield d
+    finally:
+        shutdown(d)

@@ -35,7 +35,7 @@ from llmlab.model.lora import add_lora, merge_lora
 from llmlab.tokenizer.chat import render_conversation
 from llmlab.tokenizer.conversations import load_preference_file
 from llmlab.train.default_data import default_data_files
-from llmlab.train.distributed import Dist, barrier, init_distributed, shutdown, wrap_ddp
+from llmlab.train.distributed import Dist, barrier, distributed, wrap_ddp
 from llmlab.train.loop import LoopSettings, MetricsLog, is_finished, resume_point, run_steps, settings_fingerprint
 from llmlab.train.optim import build_optimizer
 from llmlab.train.sft import Conversations
@@ -131,11 +131,8 @@ def preference_metrics(policy: torch.Tensor, reference: torch.Tensor, beta: floa
 
 
 def prefs(run_dir: Path, cfg: PrefsConfig, resume: bool = False) -> dict:
-    d = init_distributed(cfg.device)
-    try:
+    with distributed(cfg.device) as d:
         return _prefs(Path(run_dir), cfg, resume, d)
-    finally:
-        shutdown(d)
 
 
 def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:

@@ -38,7 +38,7 @@ from llmlab.model.flops import count_params, flops_per_token
 from llmlab.model.folder import save_model_folder
 from llmlab.model.transformer import Transformer
 from llmlab.tokenizer.bpe import Tokenizer
-from llmlab.train.distributed import Dist, barrier, init_distributed, shutdown, wrap_ddp
+from llmlab.train.distributed import Dist, barrier, distributed, wrap_ddp
 from llmlab.train.loop import LoopSettings, MetricsLog, is_finished, resume_point, run_steps, settings_fingerprint
 from llmlab.train.optim import build_optimizer
 from llmlab.train.zip_view import format_zip_view, zip_view
@@ -161,13 +161,8 @@ def token_byte_lengths(tok: Tokenizer) -> np.ndarray:
 
 def pretrain(run_dir: Path, cfg: PretrainConfig, resume: bool = False) -> dict:
     """Train; returns a summary dict (final losses, timing). Under torchrun every process calls this."""
-    run_dir = Path(run_dir)
-    out = run_dir / "pretrain"
-    d = init_distributed(cfg.device)
-    try:
-        return _pretrain(run_dir, out, cfg, resume, d)
-    finally:
-        shutdown(d)
+    with distributed(cfg.device) as d:
+        return _pretrain(Path(run_dir), Path(run_dir) / "pretrain", cfg, resume, d)
 
 
 def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Dist) -> dict:

@@ -26,7 +26,7 @@ from llmlab.model.folder import load_model_folder, save_model_folder
 from llmlab.model.lora import add_lora, merge_lora
 from llmlab.tokenizer.conversations import load_sft_file
 from llmlab.train.default_data import default_data_files
-from llmlab.train.distributed import Dist, barrier, init_distributed, shutdown, wrap_ddp
+from llmlab.train.distributed import Dist, barrier, distributed, wrap_ddp
 from llmlab.train.loop import LoopSettings, MetricsLog, is_finished, resume_point, run_steps, settings_fingerprint
 from llmlab.train.optim import build_optimizer
 
@@ -128,11 +128,8 @@ def _load(files: list[Path], tok, max_tokens: int, policy: str) -> tuple[list, l
 
 def sft(run_dir: Path, cfg: SFTConfig, resume: bool = False) -> dict:
     """Fine-tune; returns a summary. Under torchrun every process calls this."""
-    d = init_distributed(cfg.device)
-    try:
+    with distributed(cfg.device) as d:
         return _sft(Path(run_dir), cfg, resume, d)
-    finally:
-        shutdown(d)
 
 
 def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
