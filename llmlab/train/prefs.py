@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,70 +30,36 @@ import torch.nn.functional as F
 from llmlab.errors import LlmlabError
 from llmlab.files import file_sha256, save_config
 from llmlab.model.flops import flops_per_token
-from llmlab.model.folder import load_model_folder, save_model_folder
-from llmlab.model.lora import add_lora, merge_lora
+from llmlab.model.folder import load_model_folder
 from llmlab.tokenizer.chat import render_conversation
 from llmlab.tokenizer.conversations import load_preference_file
-from llmlab.train.default_data import default_data_files
 from llmlab.train.distributed import Dist, barrier, distributed, wrap_ddp
+from llmlab.train.finetune import FinetuneConfig, check_batch, data_files, save_tuned, trainable_setup
 from llmlab.train.loop import LoopSettings, MetricsLog, is_finished, resume_point, run_steps, settings_fingerprint
-from llmlab.train.optim import build_optimizer
 from llmlab.train.sft import Conversations
 
 
 @dataclass
-class PrefsConfig:
-    """DPO settings.
+class PrefsConfig(FinetuneConfig):
+    """DPO settings (and those of FinetuneConfig; the files hold preference pairs).
 
     Args:
         start: the model folder to tune (it is also the frozen reference); None: <run_dir>/chat_sft.
-        train_files: preference JSONL files (prompt/chosen/rejected, TRL format); empty: the default comparisons.
-        val_files: held-out preference files; empty: the default comparisons' val split.
         beta: DPO's inverse temperature: how far the policy may move from the reference.
         rpo_alpha: weight of the per-token negative log-likelihood of the chosen answers added to the DPO loss.
-        epochs: passes over the training pairs.
-        batch_size: pairs per optimizer step, over all processes.
-        optimizer: muon or adamw (LoRA always uses adamw).
-        lora_rank: 0 for full fine-tuning; else train only rank-r LoRA adapters of the block matrices (merged
-            into the weights when saving).
-        lora_alpha: LoRA scale numerator: updates are scaled by lora_alpha / lora_rank.
-        lr: AdamW learning rate (gains; everything with adamw).
-        embed_lr: AdamW learning rate of the embedding matrix (with muon).
-        muon_lr: Muon learning rate of the block matrices.
-        warmup_steps: linear warmup steps.
-        warmdown_frac: fraction of the steps at the end over which the rate decays to 0.
-        grad_clip: clip the gradient norm (0: off).
-        seed: seeds the order of the pairs.
-        eval_every: steps between held-out evaluations (0: only at the start and the end).
-        checkpoint_every: steps between checkpoints (0: only at the end).
-        keep_checkpoints: how many of the newest checkpoints to keep.
-        log_every: steps between metric lines.
-        device: auto, cpu or cuda.
     """
 
     start: Path | None = None
-    train_files: list[Path] = field(default_factory=list)
-    val_files: list[Path] = field(default_factory=list)
     beta: float = 0.1
     rpo_alpha: float = 1.0
-    epochs: float = 1.0
-    batch_size: int = 16
-    optimizer: str = "muon"
-    lora_rank: int = 0
-    lora_alpha: float = 16.0
     # DPO should move a chat model a little: at 4x these rates the tuned model lost facts it had (docs/LOG.md)
     lr: float = 0.0002
     embed_lr: float = 0.001
     muon_lr: float = 0.0005
     warmup_steps: int = 5
-    warmdown_frac: float = 0.5
-    grad_clip: float = 1.0
-    seed: int = 0
     eval_every: int = 0
     checkpoint_every: int = 50
-    keep_checkpoints: int = 2
     log_every: int = 5
-    device: str = "auto"
 
 
 def render_pairs(tok, records: list[dict]) -> list[tuple[list[int], list[int]]]:
@@ -140,10 +106,7 @@ def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
     start_folder = Path(cfg.start or run_dir / "chat_sft")
     model, tok, _ = load_model_folder(start_folder, d.device)
     reference = copy.deepcopy(model).eval().requires_grad_(False)
-    files = {"train": cfg.train_files, "val": cfg.val_files}
-    if not cfg.train_files:
-        defaults = default_data_files(run_dir, d)
-        files = {"train": [defaults["prefs_train"]], "val": [defaults["prefs_val"]]}
+    files = data_files(run_dir, cfg, d, "prefs")
     loaded = {}
     for split, paths in files.items():
         records = []
@@ -155,17 +118,13 @@ def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
     train = Conversations(render_pairs(tok, loaded["train"]), tok.pad_id)
     val = Conversations(render_pairs(tok, loaded["val"]), tok.pad_id) if loaded["val"] else None
     n_pairs = len(loaded["train"])
-    if cfg.batch_size % d.world:
-        raise LlmlabError(f"batch_size {cfg.batch_size} is not divisible by the {d.world} processes")
+    check_batch(cfg, d)
     steps = max(1, math.ceil(cfg.epochs * n_pairs / cfg.batch_size))
     ref_train = all_logprobs(reference, train, d.device)  # the reference never changes: score it once
     ref_val = all_logprobs(reference, val, d.device) if val else None
     before = {"pref_accuracy": preference_metrics(ref_val, ref_val, cfg.beta)["pref_accuracy"]} if val else {}
 
-    if cfg.lora_rank:
-        add_lora(model, cfg.lora_rank, cfg.lora_alpha)
-    optimizer = build_optimizer(model, "adamw" if cfg.lora_rank else cfg.optimizer, lr=cfg.lr, weight_decay=0.0,
-                                muon_lr=cfg.muon_lr, embed_lr=cfg.embed_lr)
+    optimizer = trainable_setup(model, cfg)
     settings_fp = settings_fingerprint(cfg, start=file_sha256(start_folder / "model.safetensors"), pairs=n_pairs,
                                        tokenizer=tok.sha256)
     ckpt_dir = out / "checkpoints"
@@ -205,9 +164,7 @@ def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
                "before": before, "after": evaluate()}
     if d.is_main:
         metrics.write({"step": steps, **summary["after"], "train_time": train_time})
-        if cfg.lora_rank:
-            merge_lora(model)
-        save_model_folder(run_dir / "chat_dpo", model, tok.folder,
-                          {"stage": "dpo", "steps": steps, **summary, "settings_fingerprint": settings_fp})
+        save_tuned(run_dir / "chat_dpo", model, cfg, tok,
+                   {"stage": "dpo", "steps": steps, **summary, "settings_fingerprint": settings_fp})
     barrier(d)
     return summary

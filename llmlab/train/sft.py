@@ -13,7 +13,7 @@ per micro-batch (no packing); batches are a pure function of the step, so resume
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,69 +22,28 @@ import torch
 from llmlab.errors import LlmlabError
 from llmlab.files import file_sha256, save_config
 from llmlab.model.flops import flops_per_token
-from llmlab.model.folder import load_model_folder, save_model_folder
-from llmlab.model.lora import add_lora, merge_lora
+from llmlab.model.folder import load_model_folder
 from llmlab.tokenizer.conversations import load_sft_file
-from llmlab.train.default_data import default_data_files
 from llmlab.train.distributed import Dist, barrier, distributed, wrap_ddp
+from llmlab.train.finetune import FinetuneConfig, check_batch, data_files, save_tuned, trainable_setup
 from llmlab.train.loop import LoopSettings, MetricsLog, is_finished, resume_point, run_steps, settings_fingerprint
-from llmlab.train.optim import build_optimizer
 
 
 @dataclass
-class SFTConfig:
-    """Fine-tuning settings.
+class SFTConfig(FinetuneConfig):
+    """Fine-tuning settings (and those of FinetuneConfig).
 
     Args:
         base: the model folder to fine-tune; None: <run_dir>/base.
-        train_files: chat JSONL files (messages, prompt/completion, ShareGPT); empty: the default mixture.
-        val_files: held-out chat JSONL files; empty: the default mixture's val split (none for your own train files).
-        epochs: passes over the training conversations.
-        batch_size: conversations per optimizer step, over all processes.
         micro_batch_size: conversations per forward/backward on each process (None: the whole per-process batch).
-        optimizer: muon or adamw (LoRA always uses adamw).
-        lora_rank: 0 for full fine-tuning; else train only rank-r LoRA adapters of the block matrices (merged
-            into the weights when saving).
-        lora_alpha: LoRA scale numerator: updates are scaled by lora_alpha / lora_rank.
-        lr: AdamW learning rate (gains; everything with adamw).
-        embed_lr: AdamW learning rate of the embedding matrix (with muon).
-        muon_lr: Muon learning rate of the block matrices.
-        weight_decay: decoupled weight decay.
-        warmup_steps: linear warmup steps.
-        warmdown_frac: fraction of the steps at the end over which the rate decays to 0.
-        grad_clip: clip the gradient norm (0: off).
         on_too_long: what to do with a conversation longer than the model's context: skip or truncate.
-        seed: seeds the order of the conversations.
-        eval_every: steps between held-out evaluations (0: only at the end).
-        checkpoint_every: steps between checkpoints (0: only at the end).
-        keep_checkpoints: how many of the newest checkpoints to keep.
-        log_every: steps between metric lines.
-        device: auto, cpu or cuda.
     """
 
     base: Path | None = None
-    train_files: list[Path] = field(default_factory=list)
-    val_files: list[Path] = field(default_factory=list)
-    epochs: float = 2.0
-    batch_size: int = 16
     micro_batch_size: int | None = None
-    optimizer: str = "muon"
-    lora_rank: int = 0
-    lora_alpha: float = 16.0
-    lr: float = 0.002
-    embed_lr: float = 0.01
-    muon_lr: float = 0.005  # a quarter of pre-training's: fine-tuning adjusts, it should not overwrite
-    weight_decay: float = 0.0
-    warmup_steps: int = 10
-    warmdown_frac: float = 0.5
-    grad_clip: float = 1.0
     on_too_long: str = "truncate"
-    seed: int = 0
-    eval_every: int = 100
-    checkpoint_every: int = 100
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    device: str = "auto"
+    epochs: float = 2.0
+    muon_lr: float = 0.005  # a quarter of pre-training's: fine-tuning adjusts, it should not overwrite
 
 
 class Conversations:
@@ -137,15 +96,11 @@ def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
     start_folder = Path(cfg.base or run_dir / "base")
     model, tok, _ = load_model_folder(start_folder, d.device)
     max_tokens = model.cfg.seq_len + 1  # inputs and targets are the ids shifted by one
-    files = {"train": cfg.train_files, "val": cfg.val_files}
-    if not cfg.train_files:
-        defaults = default_data_files(run_dir, d)
-        files = {"train": [defaults["sft_train"]], "val": [defaults["sft_val"]]}
+    files = data_files(run_dir, cfg, d, "sft")
     train, train_summary = _load(files["train"], tok, max_tokens, cfg.on_too_long)
     val, val_summary = _load(files["val"], tok, max_tokens, cfg.on_too_long)
     data, val_data = Conversations(train, tok.pad_id), val
-    if cfg.batch_size % d.world:
-        raise LlmlabError(f"batch_size {cfg.batch_size} is not divisible by the {d.world} processes")
+    check_batch(cfg, d)
     micro = cfg.micro_batch_size or cfg.batch_size // d.world
     if (cfg.batch_size // d.world) % micro:
         raise LlmlabError(f"micro_batch_size {micro} does not divide the per-process batch {cfg.batch_size // d.world}")
@@ -153,10 +108,7 @@ def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
     steps = max(1, math.ceil(cfg.epochs * len(train) / cfg.batch_size))
 
     model.train()
-    if cfg.lora_rank:
-        add_lora(model, cfg.lora_rank, cfg.lora_alpha)
-    optimizer = build_optimizer(model, "adamw" if cfg.lora_rank else cfg.optimizer, lr=cfg.lr,
-                                weight_decay=cfg.weight_decay, muon_lr=cfg.muon_lr, embed_lr=cfg.embed_lr)
+    optimizer = trainable_setup(model, cfg)
     settings_fp = settings_fingerprint(cfg, base=file_sha256(start_folder / "model.safetensors"), train=train_summary,
                                        tokenizer=tok.sha256)
     ckpt_dir = out / "checkpoints"
@@ -206,9 +158,7 @@ def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
     if d.is_main:
         summary.update(evaluate())
         metrics.write({"step": steps, **{k: v for k, v in summary.items() if k == "val_loss"}, "train_time": train_time})
-        if cfg.lora_rank:
-            merge_lora(model)
-        save_model_folder(run_dir / "chat_sft", model, tok.folder,
-                          {"stage": "sft", "steps": steps, **summary, "settings_fingerprint": settings_fp})
+        save_tuned(run_dir / "chat_sft", model, cfg, tok,
+                   {"stage": "sft", "steps": steps, **summary, "settings_fingerprint": settings_fp})
     barrier(d)
     return summary
