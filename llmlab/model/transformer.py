@@ -60,8 +60,11 @@ def rope_tables(seq_len: int, head_dim: int, theta: float) -> tuple[Tensor, Tens
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate x (B, T, heads, D) by position: x * cos + rotate_half(x) * sin, with cos/sin (T, D)."""
-    cos, sin = cos.to(x.dtype)[None, :, None, :], sin.to(x.dtype)[None, :, None, :]  # (1, T, 1, D)
+    """Rotate x (B, T, heads, D) by position: x * cos + rotate_half(x) * sin, with cos/sin (T, D), or (B, T, D) when
+    each row is at its own positions."""
+    if cos.dim() == 2:
+        cos, sin = cos[None], sin[None]  # (1, T, D)
+    cos, sin = cos.to(x.dtype)[:, :, None, :], sin.to(x.dtype)[:, :, None, :]  # (B or 1, T, 1, D)
     x1, x2 = x.chunk(2, dim=-1)  # (B, T, heads, D/2) each
     return x * cos + torch.cat([-x2, x1], dim=-1) * sin
 
@@ -70,7 +73,13 @@ class KVCache:
     """Keys and values of every layer for positions 0..pos-1, preallocated as (n_layers, B, K, max_len, D).
 
     `Transformer.forward(idx, kv_cache=cache)` writes the new tokens' keys/values at pos.. and advances pos. Use it
-    under torch.no_grad(). All rows of the batch share one position counter.
+    under torch.no_grad(). All rows of the batch share one position counter, an int.
+
+    With per_row=True each row has its own counter: pos is a LongTensor (batch_size,), and a forward works on the
+    rows `cache.rows` (a slice, all rows by default; idx then has that many rows), each row's new tokens going to its
+    own positions. That is what a continuous-batching engine needs: a new request is prefilled alone into a free row
+    (rows = slice(r, r + 1), pos[r] = 0) and then decoded with the others. Slots a row has not written (or that a
+    previous occupant left behind) lie beyond its position and are masked out, so rows never see each other's data.
     """
 
     def __init__(
@@ -81,6 +90,7 @@ class KVCache:
         *,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
+        per_row: bool = False,
     ) -> None:
         max_len = cfg.seq_len if max_len is None else max_len
         if not 1 <= max_len <= cfg.seq_len:
@@ -88,7 +98,13 @@ class KVCache:
         shape = (cfg.depth, batch_size, cfg.n_kv_heads, max_len, cfg.head_dim)
         self.k = torch.zeros(shape, dtype=dtype, device=device)  # (L, B, K, max_len, D)
         self.v = torch.zeros(shape, dtype=dtype, device=device)  # (L, B, K, max_len, D)
-        self.pos = 0
+        self.pos: int | Tensor = torch.zeros(batch_size, dtype=torch.long, device=device) if per_row else 0
+        self.rows = slice(0, batch_size)  # per-row caches: the rows the next forward reads and writes
+        self._positions: Tensor | None = None  # per-row: (B', T) positions of the forward in progress
+
+    @property
+    def per_row(self) -> bool:
+        return isinstance(self.pos, Tensor)
 
     @property
     def batch_size(self) -> int:
@@ -100,18 +116,47 @@ class KVCache:
 
     def reset(self) -> None:
         """Forget every position (the buffers are kept and overwritten)."""
-        self.pos = 0
+        if self.per_row:
+            self.pos.zero_()
+        else:
+            self.pos = 0
+
+    def positions(self, T: int) -> Tensor:
+        """Per-row caches: the positions (B', T) that T new tokens of the selected rows take, remembered for update."""
+        start = self.pos[self.rows]  # (B',)
+        self._positions = start[:, None] + torch.arange(T, device=start.device)  # (B', T)
+        return self._positions
+
+    def move_row(self, src: int, dst: int) -> None:
+        """Per-row caches: copy row src (its cached positions and counter) into row dst, e.g. to keep used rows packed."""
+        n = int(self.pos[src])
+        self.k[:, dst, :, :n] = self.k[:, src, :, :n]
+        self.v[:, dst, :, :n] = self.v[:, src, :, :n]
+        self.pos[dst] = n
 
     def expand(self, n: int) -> KVCache:
         """A new cache with each row repeated n times (row b -> rows b*n..b*n+n-1), e.g. one prompt -> n samples."""
         new = KVCache.__new__(KVCache)
         new.k = self.k.repeat_interleave(n, dim=1)  # (L, B*n, K, max_len, D)
         new.v = self.v.repeat_interleave(n, dim=1)
-        new.pos = self.pos
+        new.pos = self.pos.repeat_interleave(n) if self.per_row else self.pos
+        new.rows, new._positions = slice(0, new.batch_size), None
         return new
 
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Store k, v (B, K, T, D) at positions pos..pos+T-1 of `layer`; return keys/values (B, K, pos+T, D)."""
+        """Store k, v (B, K, T, D) at positions pos..pos+T-1 of `layer`; return keys/values (B, K, pos+T, D).
+
+        Per-row caches: rows `self.rows`, each at its own positions (set by `positions`); the keys/values returned span
+        (B', K, S, D) with S = the furthest selected row's pos+T (the forward masks what each row must not see).
+        """
+        if self.per_row:
+            pos = self._positions  # (B', T)
+            k_all, v_all = self.k[layer, self.rows], self.v[layer, self.rows]  # views (B', K, max_len, D)
+            row = torch.arange(pos.shape[0], device=pos.device)[:, None]  # (B', 1)
+            k_all[row, :, pos] = k.transpose(1, 2)  # the indexed view is (B', T, K, D)
+            v_all[row, :, pos] = v.transpose(1, 2)
+            span = int(pos[:, -1].max()) + 1
+            return k_all[:, :, :span], v_all[:, :, :span]
         end = self.pos + k.shape[2]
         self.k[layer, :, :, self.pos : end] = k
         self.v[layer, :, :, self.pos : end] = v
@@ -250,10 +295,12 @@ class Transformer(nn.Module):
                 scale = std
             p.copy_(torch.randn(p.shape, generator=gen) * scale)
 
-    def make_kv_cache(self, batch_size: int, max_len: int | None = None, dtype: torch.dtype | None = None) -> KVCache:
+    def make_kv_cache(
+        self, batch_size: int, max_len: int | None = None, dtype: torch.dtype | None = None, per_row: bool = False
+    ) -> KVCache:
         """An empty KVCache on this model's device (dtype defaults to the model's parameter dtype)."""
         p = self.embed.weight
-        return KVCache(self.cfg, batch_size, max_len, dtype=dtype or p.dtype, device=p.device)
+        return KVCache(self.cfg, batch_size, max_len, dtype=dtype or p.dtype, device=p.device, per_row=per_row)
 
     def forward(
         self,
@@ -278,6 +325,10 @@ class Transformer(nn.Module):
                 f"targets / loss_mask must have the input's shape {tuple(idx.shape)}, got "
                 f"{tuple(targets.shape)} / {None if loss_mask is None else tuple(loss_mask.shape)}"
             )
+        if kv_cache is not None and kv_cache.per_row:
+            if targets is not None:
+                raise LlmlabError("a per-row KV cache is for inference: pass no targets with it")
+            return self._forward_per_row(idx, kv_cache), None
         start = 0 if kv_cache is None else kv_cache.pos
         if kv_cache is None and T > cfg.seq_len:
             raise LlmlabError(
@@ -292,12 +343,8 @@ class Transformer(nn.Module):
             if B != kv_cache.batch_size:
                 raise LlmlabError(f"batch of {B} rows does not match the KV cache's batch_size={kv_cache.batch_size}")
 
-        x = self.embed(idx)  # (B, T, C)
-        rope = None
-        if cfg.pos_embedding == "learned":
-            x = x + self.pos_embed(torch.arange(start, start + T, device=idx.device))  # (B, T, C)
-        else:
-            rope = self.rope_cos[start : start + T], self.rope_sin[start : start + T]  # (T, D) each
+        positions = torch.arange(start, start + T, device=idx.device)  # (T,)
+        x, rope = self._embed(idx, positions)
         # Which cached keys each new query sees: a square causal mask when nothing is cached before the new tokens,
         # everything when decoding one token, and an explicit (T, S) mask for a chunk after a prefill.
         mask, is_causal = None, True
@@ -306,15 +353,7 @@ class Transformer(nn.Module):
             if T > 1:
                 q_pos = torch.arange(start, start + T, device=idx.device)[:, None]  # (T, 1)
                 mask = torch.arange(start + T, device=idx.device)[None, :] <= q_pos  # (T, S) bool, True = attend
-        for layer, block in enumerate(self.blocks):
-            x = block(x, rope, kv_cache, layer, mask, is_causal)
-        x = self.norm(x)
-        head = self.embed.weight if cfg.tie_embeddings else self.lm_head.weight  # (V, C)
-        logits = F.linear(x, head).float()  # (B, T, V)
-        if cfg.logit_softcap is not None:
-            # In place on the fresh matmul output (autograd does not keep it), and a multiply instead of a divide:
-            # on the CPU these (B, T, V) passes cost as much as a matmul, so each pass saved shows in tokens/s.
-            logits = torch.tanh(logits.mul_(1.0 / cfg.logit_softcap)) * cfg.logit_softcap
+        logits = self._blocks_and_head(x, rope, kv_cache, mask, is_causal)  # (B, T, V)
         if kv_cache is not None:
             kv_cache.pos += T
 
@@ -326,3 +365,46 @@ class Transformer(nn.Module):
             ce = F.cross_entropy(logits.view(B * T, -1), targets.reshape(-1), ignore_index=-1, reduction="none")
             loss = (ce * counted.view(-1)).sum() / counted.sum().clamp_min(1)
         return logits, loss
+
+    def _embed(self, idx: Tensor, positions: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+        """Token (+ learned position) embeddings (B, T, C) and the RoPE rows, for positions (T,) or (B, T)."""
+        x = self.embed(idx)  # (B, T, C)
+        if self.cfg.pos_embedding == "learned":
+            return x + self.pos_embed(positions), None  # (B, T, C)
+        return x, (self.rope_cos[positions], self.rope_sin[positions])  # (T, D) or (B, T, D) each
+
+    def _blocks_and_head(
+        self, x: Tensor, rope: tuple[Tensor, Tensor] | None, kv_cache: KVCache | None, mask: Tensor | None,
+        is_causal: bool,
+    ) -> Tensor:
+        """Float32 logits (B, T, V) of the embedded tokens x (B, T, C)."""
+        cfg = self.cfg
+        for layer, block in enumerate(self.blocks):
+            x = block(x, rope, kv_cache, layer, mask, is_causal)
+        x = self.norm(x)
+        head = self.embed.weight if cfg.tie_embeddings else self.lm_head.weight  # (V, C)
+        logits = F.linear(x, head).float()  # (B, T, V)
+        if cfg.logit_softcap is not None:
+            # In place on the fresh matmul output (autograd does not keep it), and a multiply instead of a divide:
+            # on the CPU these (B, T, V) passes cost as much as a matmul, so each pass saved shows in tokens/s.
+            logits = torch.tanh(logits.mul_(1.0 / cfg.logit_softcap)) * cfg.logit_softcap
+        return logits
+
+    def _forward_per_row(self, idx: Tensor, cache: KVCache) -> Tensor:
+        """Logits (B', T, V) for idx (B', T) appended to the rows `cache.rows` of a per-row cache, each at its own pos."""
+        B, T = idx.shape
+        n_rows = len(range(cache.batch_size)[cache.rows])
+        if B != n_rows:
+            raise LlmlabError(f"batch of {B} rows does not match the {n_rows} KV cache rows selected ({cache.rows})")
+        positions = cache.positions(T)  # (B', T)
+        furthest = int(positions[:, -1].max()) + 1
+        if furthest > cache.max_len:
+            raise LlmlabError(f"KV cache overflow: a row would reach position {furthest} beyond max_len={cache.max_len}")
+        x, rope = self._embed(idx, positions)
+        # Row b's query at position p sees the slots 0..p of its own row: everything beyond is another step's future
+        # or stale data from the row's previous occupant.
+        slots = torch.arange(furthest, device=idx.device)  # (S,)
+        mask = slots[None, None, None, :] <= positions[:, None, :, None]  # (B', 1, T, S) bool, True = attend
+        logits = self._blocks_and_head(x, rope, cache, mask, is_causal=False)
+        cache.pos[cache.rows] += T
+        return logits
