@@ -6,10 +6,13 @@ Tiny random models (width 32, vocab 64) with non-zero projections, so attention 
 from __future__ import annotations
 
 import queue
+import time
 
 import pytest
 import torch
 
+from llmlab.engine.batching import BatchEngine, EngineBusy, Event, Request
+from llmlab.engine.generate import generate_ids
 from llmlab.errors import LlmlabError
 from llmlab.model.config import ModelConfig
 from llmlab.model.transformer import Transformer
@@ -18,8 +21,8 @@ V, T_MAX = 64, 32
 
 
 def tiny(**overrides) -> ModelConfig:
-    fields = {"d_model": 32, "n_heads": 4, "zero_init_proj": False, **overrides}
-    return ModelConfig.preset("default", 2, vocab_size=V, seq_len=T_MAX, **fields)
+    fields = {"vocab_size": V, "seq_len": T_MAX, "d_model": 32, "n_heads": 4, "zero_init_proj": False, **overrides}
+    return ModelConfig.preset("default", 2, **fields)
 
 
 VARIANTS = {"rope_gqa": tiny(n_kv_heads=2), "learned": tiny(pos_embedding="learned")}
@@ -93,3 +96,124 @@ def test_per_row_cache_errors():
         model(tokens(1, 1), targets=tokens(1, 1), kv_cache=cache)
     cache.reset()
     assert cache.pos.tolist() == [0, 0]
+
+
+# ---- the continuous-batching engine -------------------------------------------------------------------------------
+
+@pytest.fixture()
+def engine():
+    """A started engine on a tiny random model, max 4 rows; stopped after the test."""
+    eng = BatchEngine(Transformer(VARIANTS["rope_gqa"]), max_batch=4)
+    eng.start()
+    yield eng
+    eng.stop()
+
+
+def run_all(engine: BatchEngine, requests: list[Request]) -> list[tuple[list[int], str]]:
+    """Submit every request at once; each one's (tokens, finish) once all are done."""
+    queues = [queue.Queue() for _ in requests]
+    for req, q in zip(requests, queues):
+        engine.submit(req, q.put)
+    results = []
+    for q in queues:
+        toks = []
+        while True:
+            event: Event = q.get(timeout=30)
+            assert event.error is None, event.error
+            toks.append(event.token)
+            if event.finish:
+                results.append((toks, event.finish))
+                break
+    return results
+
+
+def prompts(n: int) -> list[list[int]]:
+    return [tokens(1, 2 + 3 * i, seed=10 + i)[0].tolist() for i in range(n)]
+
+
+def test_greedy_same_alone_batched_and_as_generate(engine):
+    reqs = [Request(p, max_new_tokens=5 + i, temperature=0) for i, p in enumerate(prompts(6))]  # 6 > max_batch
+    batched = run_all(engine, reqs)
+    alone = [run_all(engine, [r])[0] for r in reqs]
+    assert batched == alone
+    for req, (toks, finish) in zip(reqs, batched):
+        assert (len(toks), finish) == (req.max_new_tokens, "length")
+        assert toks == generate_ids(engine.model, req.prompt_ids, req.max_new_tokens, temperature=0)[0]
+
+
+def test_seeded_sampling_independent_of_batch(engine):
+    reqs = [Request(p, max_new_tokens=6, temperature=1.0, top_k=20, seed=i) for i, p in enumerate(prompts(4))]
+    batched = run_all(engine, reqs)
+    assert batched == [run_all(engine, [r])[0] for r in reqs]
+    assert batched[0] != run_all(engine, [Request(reqs[0].prompt_ids, 6, temperature=1.0, top_k=20, seed=99)])[0]
+
+
+def test_stops_and_context_limit(engine):
+    prompt = prompts(1)[0]
+    free, _ = run_all(engine, [Request(prompt, max_new_tokens=8, temperature=0)])[0]
+    stop_id = free[3]
+    toks, finish = run_all(engine, [Request(prompt, 8, temperature=0, stop_ids={stop_id})])[0]
+    assert (toks, finish) == (free[: free.index(stop_id) + 1], "stop")  # the stop token is reported, then done
+    long_prompt = tokens(1, T_MAX - 2, seed=3)[0].tolist()
+    toks, finish = run_all(engine, [Request(long_prompt, 50, temperature=0)])[0]
+    assert (len(toks), finish) == (3, "length")  # the context's room: T_MAX - len(prompt) + 1
+    with pytest.raises(LlmlabError, match="context holds"):
+        engine.submit(Request(tokens(1, T_MAX + 1)[0].tolist(), 4), print)
+    with pytest.raises(LlmlabError, match="temperature"):
+        engine.submit(Request(prompt, 4, temperature=-1), print)
+    with pytest.raises(LlmlabError, match="tokenizer"):
+        engine.submit(Request(prompt, 4, stop_strings=["x"]), print)
+
+
+def test_stop_strings(tiny_tokenizer):
+    from llmlab.tokenizer.bpe import Tokenizer
+
+    tok = Tokenizer.load(tiny_tokenizer)
+    eng = BatchEngine(Transformer(tiny(vocab_size=tok.vocab_size)), tokenizer=tok, max_batch=2)
+    eng.start()
+    try:
+        prompt = tok.encode("the river")
+        free, _ = run_all(eng, [Request(prompt, 12, temperature=0)])[0]
+        text = tok.decode(free)
+        stop = text[len(text) // 2 : len(text) // 2 + 2]
+        toks, finish = run_all(eng, [Request(prompt, 12, temperature=0, stop_strings=[stop])])[0]
+        assert finish == "stop" and stop in tok.decode(toks) and stop not in tok.decode(toks[:-1])
+    finally:
+        eng.stop()
+
+
+def test_cancel_frees_row_and_failing_callback_is_dropped(engine):
+    got = queue.Queue()
+
+    def cancel_after_first(event):
+        got.put(event)
+        ticket.cancel()
+
+    ticket = engine.submit(Request(prompts(1)[0], max_new_tokens=T_MAX, temperature=0), cancel_after_first)
+
+    def broken(event):
+        raise RuntimeError("client gone")
+
+    engine.submit(Request(prompts(2)[1], max_new_tokens=T_MAX, temperature=0), broken)
+    toks, finish = run_all(engine, [Request(prompts(1)[0], 4, temperature=0)])[0]  # still serving
+    assert len(toks) == 4 and got.qsize() == 1
+    for _ in range(100):
+        if engine.load == {"active": 0, "waiting": 0}:
+            break
+        time.sleep(0.05)
+    assert engine.load == {"active": 0, "waiting": 0}
+
+
+def test_busy_and_shutdown():
+    eng = BatchEngine(Transformer(VARIANTS["rope_gqa"]), max_batch=1, max_waiting=2)
+    events = queue.Queue()
+    for _ in range(2):
+        eng.submit(Request([1, 2], 4), events.put)
+    with pytest.raises(EngineBusy, match="waiting"):
+        eng.submit(Request([1, 2], 4), events.put)
+    eng.start()
+    eng.stop()
+    finishes = [events.get(timeout=5) for _ in range(events.qsize())]
+    assert all(e.finish in (None, "length", "error") for e in finishes)
+    with pytest.raises(EngineBusy, match="shutting down"):
+        eng.submit(Request([1, 2], 4), events.put)

@@ -139,10 +139,7 @@ def generate(
     else:
         generator.manual_seed(seed)
     stops = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)  # (n_stop,)
-    stop_bytes = [text.encode("utf-8") for text in stop_strings if text]
-    if stop_bytes and tokenizer is None:
-        raise LlmlabError("stop_strings need the tokenizer (to read the generated text)")
-    generated = [b""] * num_samples  # each row's text so far, as bytes (only kept when there are stop strings)
+    watches = [StopStrings(stop_strings, tokenizer) for _ in range(num_samples)]
 
     cache = model.make_kv_cache(1, max_len=len(prompt) + n_steps - 1)
     logits = _last_logits(model, torch.tensor([prompt], device=device), cache)  # (1, V)
@@ -153,12 +150,9 @@ def generate(
     for index in range(n_steps):
         next_ids = sample_next(logits, temperature, top_k, top_p, generator)  # (N,)
         stopped = torch.isin(next_ids, stops).tolist()
-        for row, token in enumerate(next_ids.tolist() if stop_bytes else []):
+        for row, token in enumerate(next_ids.tolist() if watches[0].active else []):
             if running[row]:
-                piece = tokenizer.token_bytes(token)
-                generated[row] += piece
-                tail = generated[row][-(max(map(len, stop_bytes)) + len(piece)) :]
-                stopped[row] = stopped[row] or any(text in tail for text in stop_bytes)
+                stopped[row] = watches[row].push(token) or stopped[row]
         top = _top_tokens(logits, return_top) if return_top else [[] for _ in range(num_samples)]
         tokens = [t if run else None for t, run in zip(next_ids.tolist(), running)]
         top = [row if run else [] for row, run in zip(top, running)]
@@ -169,6 +163,36 @@ def generate(
         if last:
             return
         logits = _last_logits(model, next_ids[:, None], cache)  # (N, V); stopped rows are fed along, ignored
+
+
+class StopStrings:
+    """Watches one row's generated text for stop strings, token by token (on bytes, so a stop string split across
+    tokens, even inside a character, is seen at the token that completes it).
+
+        watch = StopStrings(["\\n\\n"], tokenizer)
+        if watch.push(token): ...   # this token completes a stop string
+    """
+
+    def __init__(self, stop_strings: Collection[str], tokenizer=None) -> None:
+        self._stops = [text.encode("utf-8") for text in stop_strings if text]
+        if self._stops and tokenizer is None:
+            raise LlmlabError("stop_strings need the tokenizer (to read the generated text)")
+        self._tokenizer = tokenizer
+        self._tail = b""  # the last bytes generated: enough to hold any stop string
+
+    @property
+    def active(self) -> bool:
+        return bool(self._stops)
+
+    def push(self, token: int) -> bool:
+        """True when `token` completes one of the stop strings."""
+        if not self._stops:
+            return False
+        piece = self._tokenizer.token_bytes(token)
+        longest = max(map(len, self._stops))
+        tail = self._tail + piece
+        self._tail = tail[-longest:]
+        return any(text in tail[-(longest + len(piece) - 1) :] for text in self._stops)
 
 
 def cut_at_stop(text: str, stop_strings: Collection[str]) -> str:

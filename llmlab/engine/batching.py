@@ -1,0 +1,250 @@
+"""Continuous batching: one background thread owns a model and generates for many requests at once (used by serve).
+
+    engine = BatchEngine(model, max_batch=16)
+    engine.start()
+    ticket = engine.submit(Request(prompt_ids, max_new_tokens=64, temperature=0, stop_ids={eot}), on_event)
+    # on_event(Event(token, finish)) is called from the engine thread for every new token; finish is None until the
+    # last event: "stop" (a stop id or stop string), "length" (max_new_tokens or the context is full),
+    # "error" (event.error says why)
+    ticket.cancel()                # e.g. the client went away: its row is freed at the next step
+    engine.stop()
+
+Each loop iteration drops cancelled rows, prefills the requests that arrived (one at a time, a batch of one written
+into a free row of a per-row KV cache, so a long prompt never pads the others), then runs one decode step for all
+active rows together: a (n_active, 1) forward whose cost on a small model is close to a single row's, which is where
+the throughput comes from. Rows are kept packed in 0..n_active-1: a finished row is replaced by the last one
+(KVCache.move_row), so a decode step always reads a contiguous slice of the cache.
+
+Each request has its own sampling settings, stop ids/strings, token budget and torch.Generator (seeded from its
+seed), so what it produces does not depend on what else is running: greedy output is the same alone or batched (up to
+float rounding of different batch shapes, which does not flip an argmax in practice; tests/test_batching.py checks it).
+Like `generate`, a row stops at a stop id (that token is reported, with finish "stop") or when its budget or the
+context is full; prompts must fit the context (callers truncate or refuse longer ones).
+
+Run the checks: `.venv/bin/pytest tests/test_batching.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+import torch
+
+from llmlab.engine.generate import StopStrings, check_sampling, sample_next
+from llmlab.errors import LlmlabError
+from llmlab.model.transformer import Transformer
+
+log = logging.getLogger(__name__)
+
+
+class EngineBusy(LlmlabError):
+    """The engine's waiting queue is full: the caller should retry later (the server answers 429)."""
+
+
+@dataclass
+class Request:
+    """One generation: a prompt and how to continue it (sampling options as `sample_next` takes them)."""
+
+    prompt_ids: list[int]
+    max_new_tokens: int
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int | None = None  # None: a randomly seeded generator
+    stop_ids: Collection[int] = frozenset()
+    stop_strings: Collection[str] = ()
+
+
+@dataclass(frozen=True)
+class Event:
+    """What the engine reports to a request: one new token, and on the last event why it ended."""
+
+    token: int | None  # the new token id (a stop id too, as `generate` yields it); None only with finish "error"
+    finish: str | None = None  # None: more to come; "stop" | "length" | "error"
+    error: str | None = None
+
+
+class Ticket:
+    """A submitted request: `cancel()` frees its row at the engine's next step; no events follow a cancel."""
+
+    def __init__(self, request: Request, on_event: Callable[[Event], None]) -> None:
+        self.request, self.on_event = request, on_event
+        self.cancelled = False
+        self.done = False  # its last event (one with a finish) was sent
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+@dataclass
+class _Row:
+    """A running request: its ticket, sampler state and progress."""
+
+    ticket: Ticket
+    generator: torch.Generator
+    watch: StopStrings
+    budget: int  # tokens it may still produce, the context's room included
+    stop_ids: frozenset[int]
+    last: int = -1  # the last token produced: the next decode step's input
+    produced: int = 0
+
+
+class BatchEngine:
+    """A background thread that runs every request submitted to it, batching their decode steps (see module doc)."""
+
+    def __init__(self, model: Transformer, tokenizer=None, max_batch: int = 16, max_waiting: int = 256) -> None:
+        if max_batch < 1 or max_waiting < 0:
+            raise LlmlabError(f"need max_batch >= 1 and max_waiting >= 0, got {max_batch} and {max_waiting}")
+        self.model, self.tokenizer = model, tokenizer
+        self.max_batch, self.max_waiting = max_batch, max_waiting
+        self.device = model.embed.weight.device
+        self.cache = model.make_kv_cache(max_batch, per_row=True)
+        self._rows: list[_Row] = []  # active rows, row i of the list in row i of the cache
+        self._waiting: deque[Ticket] = deque()
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    # ---- the caller's side (any thread) ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="llmlab-batch-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the step in progress, tell every pending request (finish "error"), and end the thread."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def submit(self, request: Request, on_event: Callable[[Event], None]) -> Ticket:
+        """Queue a request; `on_event` is called from the engine thread. LlmlabError for a request it cannot run,
+        EngineBusy when max_waiting requests are already queued."""
+        self.check(request)
+        ticket = Ticket(request, on_event)
+        with self._wake:
+            if self._stopping:
+                raise EngineBusy("the engine is shutting down")
+            if len(self._waiting) >= self.max_waiting:
+                raise EngineBusy(f"{len(self._waiting)} requests are already waiting for this model; retry later")
+            self._waiting.append(ticket)
+            self._wake.notify()
+        return ticket
+
+    def check(self, request: Request) -> None:
+        """LlmlabError naming what the engine cannot run in `request`."""
+        vocab_size, max_len = self.model.cfg.vocab_size, self.cache.max_len
+        ids = request.prompt_ids
+        if not ids:
+            raise LlmlabError("generation needs at least one prompt token")
+        if len(ids) > max_len:
+            raise LlmlabError(f"the prompt has {len(ids)} tokens; the model's context holds {max_len}")
+        bad = next((i for i in ids if not 0 <= i < vocab_size), None)
+        if bad is not None:
+            raise LlmlabError(f"prompt token id {bad} is outside the model's vocabulary (ids 0..{vocab_size - 1})")
+        if request.max_new_tokens < 1:
+            raise LlmlabError(f"max_new_tokens must be >= 1, got {request.max_new_tokens}")
+        check_sampling(request.temperature, request.top_k, request.top_p)
+        StopStrings(request.stop_strings, self.tokenizer)  # raises when stop strings come without a tokenizer
+
+    @property
+    def load(self) -> dict:
+        """{"active": running rows, "waiting": queued requests} (approximate: read without the engine's lock)."""
+        return {"active": len(self._rows), "waiting": len(self._waiting)}
+
+    # ---- the engine thread ----------------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stopping and not self._waiting and not self._rows:
+                    self._wake.wait()
+                if self._stopping:
+                    break
+                free = self.max_batch - len(self._rows)
+                arrived = [self._waiting.popleft() for _ in range(min(free, len(self._waiting)))]
+            try:
+                self._step([t for t in arrived if not t.cancelled])
+            except Exception as e:  # a bug or an out-of-memory must not take the server down: fail these requests
+                log.exception("batch engine step failed")
+                for ticket in dict.fromkeys([row.ticket for row in self._rows] + arrived):
+                    self._emit(ticket, Event(None, "error", f"generation failed: {type(e).__name__}: {e}"))
+                self._rows.clear()
+                self.cache.reset()
+        with self._wake:
+            pending = [row.ticket for row in self._rows] + list(self._waiting)
+            self._rows.clear()
+            self._waiting.clear()
+        for ticket in pending:
+            self._emit(ticket, Event(None, "error", "the server is shutting down"))
+
+    @torch.inference_mode()
+    def _step(self, arrived: list[Ticket]) -> None:
+        self._free([i for i, row in enumerate(self._rows) if row.ticket.cancelled])
+        for ticket in arrived:
+            self._prefill(ticket)
+        if self._rows:
+            n = len(self._rows)
+            self.cache.rows = slice(0, n)
+            ids = torch.tensor([[row.last] for row in self._rows], device=self.device)  # (n, 1)
+            logits, _ = self.model(ids, kv_cache=self.cache)  # (n, 1, V)
+            self._advance(list(range(n)), logits[:, -1])
+
+    def _prefill(self, ticket: Ticket) -> None:
+        """Run a new request's prompt into the first free row and produce its first token."""
+        req, i = ticket.request, len(self._rows)
+        generator = torch.Generator(device=self.device)
+        if req.seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(req.seed)
+        budget = min(req.max_new_tokens, self.cache.max_len - len(req.prompt_ids) + 1)  # the last token is not fed
+        watch = StopStrings(req.stop_strings, self.tokenizer)
+        self._rows.append(_Row(ticket, generator, watch, budget, frozenset(req.stop_ids)))
+        self.cache.rows = slice(i, i + 1)
+        self.cache.pos[i] = 0
+        logits, _ = self.model(torch.tensor([req.prompt_ids], device=self.device), kv_cache=self.cache)  # (1, T, V)
+        self._advance([i], logits[:, -1])
+
+    def _advance(self, rows: list[int], logits: torch.Tensor) -> None:
+        """Sample the next token of each of `rows` from its logits (len(rows), V), report it, free finished rows."""
+        finished = []
+        for i, row_logits in zip(rows, logits):
+            row = self._rows[i]
+            req = row.ticket.request
+            token = int(sample_next(row_logits[None], req.temperature, req.top_k, req.top_p, row.generator)[0])
+            row.last, row.produced = token, row.produced + 1
+            stop = token in row.stop_ids
+            stop = row.watch.push(token) or stop  # always pushed: the watch keeps the text's tail
+            finish = "stop" if stop else "length" if row.produced >= row.budget else None
+            if not self._emit(row.ticket, Event(token, finish)) or finish:
+                finished.append(i)
+        self._free(finished)
+
+    def _emit(self, ticket: Ticket, event: Event) -> bool:
+        """Report an event; False (and the ticket cancelled) when the request is gone or its callback failed."""
+        if ticket.cancelled or ticket.done:
+            return False
+        ticket.done = event.finish is not None
+        try:
+            ticket.on_event(event)
+        except Exception:  # e.g. the server's event loop has closed: nobody is listening any more
+            log.warning("dropping a request whose event callback failed", exc_info=True)
+            ticket.cancel()
+            return False
+        return True
+
+    def _free(self, finished: list[int]) -> None:
+        """Release rows, keeping the active ones packed: the last active row moves into each freed slot."""
+        for i in sorted(finished, reverse=True):  # highest first, so the row moved down is never a finished one
+            last = len(self._rows) - 1
+            if i != last:
+                self.cache.move_row(last, i)
+                self._rows[i] = self._rows[last]
+            self._rows.pop()
