@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 import sys
 import time
@@ -192,7 +193,8 @@ def write_hf_config_files(folder: Path, model_max_length: int = MODEL_MAX_LENGTH
 class Tokenizer:
     """A trained llmlab tokenizer: fast encode/decode of ordinary text and chats. Build it with `Tokenizer.load`."""
 
-    def __init__(self, folder: Path, encoding, special_ids: dict[str, int], sha256: str):
+    def __init__(self, folder: Path, encoding, special_ids: dict[str, int], sha256: str, *, hf=None,
+                 chat_format: str | None = "llmlab", default_system: str | None = None, add_bos: bool = True):
         self.folder = Path(folder)
         self.sha256 = sha256
         self.special_ids = special_ids
@@ -201,6 +203,12 @@ class Tokenizer:
         self.pad_id = special_ids["pad"]
         self.vocab_size: int = encoding.n_vocab
         self.encoding = encoding
+        # Imported tokenizers (see load_imported): encoded by HF `tokenizers` itself, since their pre-tokenizer is
+        # not the regex tiktoken runs here; tiktoken still decodes (it only concatenates token bytes).
+        self._hf = hf
+        self.chat_format = chat_format  # "llmlab" (special.py), "chatml" (<|im_start|>role\n...<|im_end|>) or None
+        self.default_system = default_system  # system prompt the template adds when a chat has none (ChatML)
+        self.add_bos = add_bos  # whether documents start with BOS (llmlab: yes; e.g. SmolLM2: no)
 
     @classmethod
     def load(cls, folder: Path) -> Tokenizer:
@@ -218,9 +226,11 @@ class Tokenizer:
             spec = json.loads(raw)
             vocab: dict[str, int] = spec["model"]["vocab"]
             added = {t["content"]: t["id"] for t in spec["added_tokens"]}
-            patterns = [p.get("pattern", {}).get("Regex") for p in spec["pre_tokenizer"]["pretokenizers"]]
+            patterns = [p.get("pattern", {}).get("Regex") for p in (spec["pre_tokenizer"] or {}).get("pretokenizers", [])]
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise LlmlabError(f"{path}: not a valid tokenizer file ({type(e).__name__}: {e})") from e
+        if SPECIAL_TOKENS["end_of_turn"] not in added:  # not trained by llmlab: e.g. a Hugging Face model's
+            return load_imported(folder, spec, raw)
         if spec["model"].get("type") != "BPE" or patterns[:1] != [LLAMA3_PAT]:
             raise LlmlabError(f"{path}: not an llmlab tokenizer (expected a byte-level BPE with the Llama 3 split)")
         expected = {text: i for i, text in enumerate(SPECIAL_TOKENS.values())}
@@ -245,9 +255,13 @@ class Tokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Ids of ordinary text, without BOS. Special-token strings in the text are encoded as plain characters."""
+        if self._hf is not None:
+            return self._hf.encode(text, add_special_tokens=False).ids
         return self.encoding.encode_ordinary(text)
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        if self._hf is not None:
+            return [e.ids for e in self._hf.encode_batch(texts, add_special_tokens=False)]
         # A plain loop: tiktoken's threaded encode_ordinary_batch measured slower on 2 cores (bench_tokenize.py).
         return [self.encoding.encode_ordinary(text) for text in texts]
 
@@ -279,6 +293,70 @@ class Tokenizer:
         from tokenizers import Tokenizer as HFTokenizer
 
         return HFTokenizer.from_file(str(self.folder / "tokenizer.json"))
+
+
+def load_imported(folder: Path, spec: dict, raw: bytes) -> Tokenizer:
+    """A byte-level BPE tokenizer not trained by llmlab (e.g. SmolLM2's), with its tokenizer_config.json.
+
+    Encoding goes through HF `tokenizers` with `encode_special_tokens` on, so, as for llmlab's own tokenizers, text
+    that spells a special token stays ordinary text. BOS / EOS / PAD and the chat template come from
+    tokenizer_config.json (PAD falls back to EOS, BOS to EOS). A ChatML template (<|im_start|>...<|im_end|>) is
+    rendered by llmlab.tokenizer.chat; any other template leaves the tokenizer without a chat format.
+    """
+    import tiktoken
+    from tokenizers import Tokenizer as HFTokenizer
+
+    path = Path(folder) / "tokenizer.json"
+    model = spec.get("model") or {}
+    if model.get("type") != "BPE":
+        raise LlmlabError(f"{path}: a {model.get('type')!r} tokenizer; llmlab reads only byte-level BPE tokenizers")
+    added = {t["content"]: t["id"] for t in spec["added_tokens"]}
+    decode_char = char_to_byte()
+    try:
+        ranks = {bytes(decode_char[c] for c in token): i for token, i in model["vocab"].items() if token not in added}
+    except KeyError as e:
+        raise LlmlabError(f"{path}: not a byte-level BPE (token with character {e.args[0]!r}, which GPT-2's byte map "
+                          "does not have; SentencePiece-style vocabularies are not supported)") from e
+    try:
+        encoding = tiktoken.Encoding(name=f"imported-{Path(folder).name}", pat_str=r"\S+|\s+",
+                                     mergeable_ranks=ranks, special_tokens=added)
+        hf = HFTokenizer.from_str(raw.decode("utf-8"))
+    except Exception as e:  # tiktoken raises ValueError, tokenizers a plain Exception
+        raise LlmlabError(f"{path}: corrupt vocabulary ({type(e).__name__}: {e})") from e
+    hf.encode_special_tokens = True
+    if len(ranks) + len(added) != encoding.n_vocab:
+        raise LlmlabError(f"{path}: corrupt vocabulary (ids are not 0..{encoding.n_vocab - 1}, each once)")
+
+    config_path = Path(folder) / "tokenizer_config.json"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
+    except json.JSONDecodeError as e:
+        raise LlmlabError(f"{config_path}: malformed JSON ({e.msg}, line {e.lineno})") from e
+    vocab = {**model["vocab"], **added}
+
+    def token_id(field: str) -> int | None:
+        value = config.get(field)
+        text = value.get("content") if isinstance(value, dict) else value
+        if text is None:
+            return None
+        if text not in vocab:
+            raise LlmlabError(f"{config_path}: {field} {text!r} is not in the vocabulary of {path}")
+        return vocab[text]
+
+    eos = token_id("eos_token")
+    if eos is None:
+        raise LlmlabError(f"{config_path}: no eos_token (needed to know where a generation ends)")
+    special_ids = {"bos": token_id("bos_token") or eos, "eos": eos, "pad": token_id("pad_token") or eos}
+    template = config.get("chat_template") or ""
+    chat_format, default_system = None, None
+    if "<|im_start|>" in template and "<|im_end|>" in added and "<|im_start|>" in added:
+        chat_format = "chatml"
+        special_ids.update(im_start=added["<|im_start|>"], end_of_turn=added["<|im_end|>"])
+        # SmolLM2-style templates add a system message when the chat has none; llmlab renders the same.
+        found = re.search(r"!= 'system' %}\{\{ '<\|im_start\|>system\n(.*?)<\|im_end\|>", template, re.S)
+        default_system = found.group(1) if found else None
+    return Tokenizer(folder, encoding, special_ids, hashlib.sha256(raw).hexdigest(), hf=hf, chat_format=chat_format,
+                     default_system=default_system, add_bos=bool(config.get("add_bos_token", False)))
 
 
 def bytes_per_token(tok: Tokenizer, texts: Iterable[str]) -> float:

@@ -8,6 +8,11 @@ typed in a message stay ordinary text: only this renderer puts special ids in a 
 assistant produces: its content, its tool call (<|tool_call_start|>CALL<|tool_call_end|>) and the <|end_of_turn|>
 that closes its turn; 0 on BOS, role markers, system/user/document text and tool outputs (the tool writes those at
 inference). Messages are dicts {"role", "content"}, plus an optional "tool_call" (a string) on assistant messages.
+
+Imported models bring their own format (`tok.chat_format`). "chatml" (SmolLM2, Qwen) renders each message as
+<|im_start|>ROLE\nCONTENT<|im_end|>\n, with the tokenizer's default system message first when the chat has none (as
+SmolLM2's template does), and masks in the assistant's content and its <|im_end|>. Only system, user and assistant
+messages without tool calls exist in that format.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import TYPE_CHECKING, Sequence
 
 from llmlab.errors import LlmlabError
 from llmlab.tokenizer.special import MESSAGE_ROLES
+
+CHATML_ROLES = ("system", "user", "assistant")
 
 if TYPE_CHECKING:
     from llmlab.tokenizer.bpe import Tokenizer
@@ -30,6 +37,10 @@ def render_conversation(
     tool message that answers no tool call, a tool call left unanswered before another message, a message other
     than assistant after a tool output, a generation prompt after an unanswered tool call.
     """
+    if tok.chat_format == "chatml":
+        return _render_chatml(tok, messages, add_generation_prompt)
+    if tok.chat_format != "llmlab":
+        raise LlmlabError(f"tokenizer {tok.folder} has no chat template llmlab can render (llmlab's own or ChatML)")
     special = tok.special_ids
     ids, mask = [tok.bos_id], [0]
 
@@ -66,6 +77,34 @@ def render_conversation(
             raise LlmlabError("a generation prompt cannot follow an unanswered tool_call")
         if not after_tool:
             add([special["assistant"]], False)
+    return ids, mask
+
+
+def _render_chatml(tok: Tokenizer, messages: Sequence[dict], add_generation_prompt: bool) -> tuple[list[int], list[int]]:
+    start, end = tok.special_ids["im_start"], tok.special_ids["end_of_turn"]
+    newline = tok.encode("\n")
+    if messages and messages[0].get("role") != "system" and tok.default_system is not None:
+        messages = [{"role": "system", "content": tok.default_system}, *messages]
+    ids: list[int] = []
+    mask: list[int] = []
+    for i, message in enumerate(messages):
+        role, content = message.get("role"), message.get("content")
+        if role not in CHATML_ROLES or message.get("tool_call") is not None:
+            raise LlmlabError(f"message {i}: the model's ChatML format has roles {', '.join(CHATML_ROLES)} "
+                              f"and no tool calls; got role {role!r}")
+        if not isinstance(content, str):
+            raise LlmlabError(f"message {i}: {role} content must be a string, not {type(content).__name__}")
+        header = [start, *tok.encode(role + "\n")]
+        # The content is encoded on its own (the template's text would join "\n" and leading spaces of content
+        # into one piece only for content that starts with whitespace), so the mask boundary is exact.
+        body = [*tok.encode(content), end]
+        trained = int(role == "assistant")
+        ids += header + body + newline
+        mask += [0] * len(header) + [trained] * len(body) + [0] * len(newline)
+    if add_generation_prompt:
+        header = [start, *tok.encode("assistant\n")]
+        ids += header
+        mask += [0] * len(header)
     return ids, mask
 
 
