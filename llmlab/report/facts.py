@@ -1,0 +1,170 @@
+"""Everything the report says, read from a run directory: what each stage left on disk, plus the environment.
+
+    from llmlab.report.facts import collect
+    facts = collect(Path("runs/speedrun"))    # a plain dict; missing stages are simply absent (shown as not run)
+
+Files read (any of them may be missing):
+    speedrun.json                         per-stage status, wall time and estimated cost, the environment of the run
+    data/prepare_config.yaml, data/stats.json, tokenizer/train_config.yaml
+    pretrain/{config.yaml, metrics.jsonl, zip_view.json}, base/model.json
+    sft/{config.yaml, metrics.jsonl}, chat_sft/model.json, prefs/{config.yaml, metrics.jsonl}, chat_dpo/model.json
+    eval/<model folder>/summary.json and samples.jsonl (llmlab.eval.suite.run_evals)
+
+Cost estimates: a GPU stage costs its wall time x the indicative rental price of llmlab.hardware.ACCELERATORS x the
+number of GPUs; a CPU stage costs its wall time x CPU_USD_PER_CORE_HOUR x the logical cores. Both are estimates.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from llmlab.files import read_json
+
+# On-demand price of one vCPU-hour of a general-purpose cloud VM: AWS c7i.large (2 vCPUs, 4 GB) lists $0.08925/h in
+# us-east-1 (2025), i.e. ~$0.045 per vCPU-hour; smaller providers charge less, so this is an upper-side estimate.
+CPU_USD_PER_CORE_HOUR = 0.045
+
+# The model folders of a run, in pipeline order, with the stage name the eval table uses as its column header.
+MODEL_STAGES = (("base", "BASE"), ("chat_sft", "SFT"), ("chat_dpo", "DPO"))
+
+# Training stages: name -> (output folder with config.yaml and metrics.jsonl, model folder it makes).
+TRAINING_STAGES = {"pretrain": ("pretrain", "base"), "sft": ("sft", "chat_sft"), "prefs": ("prefs", "chat_dpo")}
+
+SAMPLES_PER_MODEL = 3
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the llmlab package this code runs from (installed or a checkout)
+
+
+def git_commit(folder: Path) -> dict | None:
+    """{"commit", "dirty"} of the git checkout holding `folder`, or None (not a checkout, or no git)."""
+    try:
+        commit = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10)
+        if commit.returncode != 0:
+            return None
+        status = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def environment(world: int = 1, device: str = "cpu") -> dict:
+    """The machine, software versions and llmlab's commit, as recorded by a run (JSON-safe)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from llmlab.hardware import describe_machine
+
+    try:
+        llmlab_version = version("llmlab")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        llmlab_version = "not installed"
+    env = describe_machine()
+    env.update(llmlab=llmlab_version, python_implementation=platform.python_implementation(), processes=world,
+               device=device, git=git_commit(PACKAGE_DIR))
+    env["usd_per_hour"], env["price_basis"] = price_per_hour(env)
+    return env
+
+
+def price_per_hour(env: dict) -> tuple[float, str]:
+    """(estimated USD per hour of what the run uses, how it was estimated)."""
+    from llmlab.hardware import find_accelerator
+
+    if env.get("device") == "cuda" and env.get("cuda_devices"):
+        name = env["cuda_devices"][0]
+        gpus = min(env.get("processes", 1), len(env["cuda_devices"]))
+        known = find_accelerator(name)
+        if known is None:
+            return 0.0, f"{name} is not in llmlab.hardware.ACCELERATORS: no price known"
+        return gpus * known.usd_per_hour, f"{gpus} x {known.name} at ${known.usd_per_hour}/h (indicative rental price)"
+    cores = env.get("logical_cores") or 1
+    return cores * CPU_USD_PER_CORE_HOUR, f"{cores} vCPUs at ${CPU_USD_PER_CORE_HOUR}/vCPU-hour (cloud on-demand estimate)"
+
+
+def read_yaml(path: Path) -> dict | None:
+    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def read_json_or_none(path: Path):
+    return read_json(path) if path.exists() else None
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The complete JSON lines of `path` ([] if missing); a torn last line of a killed writer is ignored."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def code_size(package_dir: Path) -> list[dict]:
+    """Python files, lines and non-blank lines per subpackage of `package_dir` (and of a tests/ folder beside it)."""
+    groups: dict[str, list[Path]] = {}
+    for path in sorted(package_dir.rglob("*.py")):
+        rel = path.relative_to(package_dir)
+        key = f"{package_dir.name}/{rel.parts[0]}" if len(rel.parts) > 1 else f"{package_dir.name} (top level)"
+        groups.setdefault(key, []).append(path)
+    tests = package_dir.parent / "tests"
+    if tests.is_dir():
+        groups["tests"] = sorted(tests.rglob("*.py"))
+    rows = []
+    for name, paths in sorted(groups.items()):
+        lines = [line for p in paths for line in p.read_text(encoding="utf-8", errors="replace").splitlines()]
+        rows.append({"package": name, "files": len(paths), "lines": len(lines),
+                     "non_blank": sum(1 for line in lines if line.strip())})
+    return rows
+
+
+def stage_facts(run_dir: Path, stage: str) -> dict | None:
+    """A training stage's config, metrics and model info, or None when it never started."""
+    out, model = TRAINING_STAGES[stage]
+    config = read_yaml(run_dir / out / "config.yaml")
+    metrics = read_jsonl(run_dir / out / "metrics.jsonl")
+    model_info = read_json_or_none(run_dir / model / "model.json")
+    if config is None and not metrics and model_info is None:
+        return None
+    train_seconds = max((r["train_time"] for r in metrics if "train_time" in r), default=None)
+    return {"config": config, "metrics": metrics, "model": model_info, "finished": model_info is not None,
+            "train_seconds": train_seconds}
+
+
+def eval_facts(run_dir: Path) -> dict:
+    """{model folder: {"summary": summary.json, "samples": the first few samples}} for each evaluated model."""
+    out = {}
+    for folder, _ in MODEL_STAGES:
+        summary = read_json_or_none(run_dir / "eval" / folder / "summary.json")
+        if summary is not None:
+            samples = read_jsonl(run_dir / "eval" / folder / "samples.jsonl")[:SAMPLES_PER_MODEL]
+            out[folder] = {"summary": summary, "samples": samples}
+    return out
+
+
+def collect(run_dir: Path) -> dict:
+    """All the facts of a run directory (see the module docstring); the environment is the run's if it recorded
+    one (speedrun.json), else this machine's, marked as such."""
+    run_dir = Path(run_dir)
+    speedrun = read_json_or_none(run_dir / "speedrun.json")
+    env = (speedrun or {}).get("environment")
+    return {
+        "run_dir": str(run_dir),
+        "speedrun": speedrun,
+        "environment": env or environment(),
+        "environment_is_current_machine": env is None,
+        "data": {"config": read_yaml(run_dir / "data" / "prepare_config.yaml"),
+                 "stats": read_json_or_none(run_dir / "data" / "stats.json"),
+                 "tokenizer": read_yaml(run_dir / "tokenizer" / "train_config.yaml")},
+        "stages": {stage: stage_facts(run_dir, stage) for stage in TRAINING_STAGES},
+        "zip_view": read_json_or_none(run_dir / "pretrain" / "zip_view.json"),
+        "evals": eval_facts(run_dir),
+        "code": code_size(PACKAGE_DIR),
+    }
