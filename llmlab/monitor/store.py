@@ -298,7 +298,7 @@ class Store:
         """Ideal responses as SFT `messages` JSONL (llmlab.tokenizer.conversations); returns the row count."""
         rows = [{"messages": c["prompt"] + [{"role": "assistant", "content": c["ideal"]}],
                  "source": "flywheel_label", "message_id": c["message_id"]} for c in self.corrections()]
-        return _write_jsonl(path, rows)
+        return write_jsonl(path, rows)
 
     def export_dpo(self, path: Path) -> int:
         """Preference pairs as prompt/chosen/rejected JSONL: each ideal response over the answer it corrects, and
@@ -310,7 +310,7 @@ class Store:
                 win, lose = ("a", "b") if c["winner"] == "a" else ("b", "a")
                 rows.append({"prompt": c["prompt"], "chosen": c[f"answer_{win}"], "rejected": c[f"answer_{lose}"],
                              "kind": "comparison"})
-        return _write_jsonl(path, [r for r in rows if r["rejected"].strip() and r["chosen"] != r["rejected"]])
+        return write_jsonl(path, [r for r in rows if r["rejected"].strip() and r["chosen"] != r["rejected"]])
 
 
 def _shuffle_key(message_id: int) -> int:
@@ -318,7 +318,8 @@ def _shuffle_key(message_id: int) -> int:
     return int.from_bytes(hashlib.sha256(str(message_id).encode()).digest()[:8], "big")
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> int:
+def write_jsonl(path: Path, rows: list[dict]) -> int:
+    """Write rows as JSONL, atomically; returns how many."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")

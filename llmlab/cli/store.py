@@ -1,0 +1,65 @@
+"""`llmlab store ...` and `llmlab arena`: what the serving database holds (llmlab/monitor/store.py).
+
+    llmlab store export --db runs/x/serve.sqlite --sft corrections.jsonl --dpo pairs.jsonl
+    llmlab store stats --db runs/x/serve.sqlite
+    llmlab arena --db runs/x/serve.sqlite
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def export(*, db: Path, sft: Path | None = None, dpo: Path | None = None) -> None:
+    """Write the labelers' work as fine-tuning data: ideal responses as SFT `messages` JSONL, and preference pairs
+    (ideal over the flagged answer, A/B winner over loser) as prompt/chosen/rejected JSONL.
+
+    Args:
+        db: the serving database.
+        sft: where to write the SFT file (None: not written).
+        dpo: where to write the preference file (None: not written).
+    """
+    from llmlab.monitor.store import Store
+
+    store = Store(db)
+    if sft:
+        print(f"{store.export_sft(sft)} conversations -> {sft}")
+    if dpo:
+        print(f"{store.export_dpo(dpo)} preference pairs -> {dpo}")
+
+
+def stats(*, db: Path) -> None:
+    """Row counts of each table, the served versions and the review queue's length.
+
+    Args:
+        db: the serving database.
+    """
+    from llmlab.monitor.store import Store
+
+    store = Store(db)
+    for table, count in store.counts().items():
+        print(f"{table:<14} {count:,}")
+    for m in store.models():
+        print(f"model {m['name']}: {m['path']}")
+    print(f"review queue   {len(store.review_queue(limit=10**6)):,} answers waiting")
+
+
+def arena(*, db: Path, bootstrap: int = 200) -> None:
+    """The arena leaderboard of the served versions from the labelers' blind A/B comparisons: Bradley-Terry
+    ratings (Elo scale) with 95% bootstrap intervals, and online Elo.
+
+    Args:
+        db: the serving database.
+        bootstrap: resamples for the intervals.
+    """
+    from llmlab.monitor.arena import leaderboard
+    from llmlab.monitor.store import Store
+
+    store = Store(db)
+    games = [(r["model_a"], r["model_b"], r["winner"]) for r in store.comparison_rows()]
+    board = leaderboard(games, [m["name"] for m in store.models()], bootstrap=bootstrap)
+    print(f"{'model':<20} {'rating':>7} {'95% CI':>15} {'elo':>7} {'games':>6} {'W-L-T':>10}")
+    for r in board:
+        rating = f"{r['rating']:7.0f} {r['ci95'][0]:7.0f}-{r['ci95'][1]:<7.0f} {r['elo']:7.0f}" if r["rating"] \
+            else f"{'-':>7} {'-':>15} {'-':>7}"
+        print(f"{r['model']:<20} {rating} {r['games']:>6} {r['wins']:>4}-{r['losses']}-{r['ties']}")

@@ -1,0 +1,78 @@
+"""The flywheel end to end on a tiny model: a scripted user flags the wrong answers of version 1, a scripted labeler
+corrects them through the store, `llmlab flywheel` trains version 2, and its measured misbehaviour rate on those
+prompts drops while the regular evals do not get worse beyond noise."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llmlab.cli import main
+from llmlab.model.folder import load_model_folder
+from llmlab.monitor.flywheel import greedy_answers, misbehaves, next_name
+from llmlab.monitor.store import Store
+from llmlab.train.sft import SFTConfig, sft
+
+from conftest import FACTS, chat
+
+WRONG = {"blue": "night", "white": "grass", "yellow": "apple"}  # version 1 learned these facts wrong
+FAST = dict(muon_lr=0.02, embed_lr=0.05, lr=0.004, log_every=100, eval_every=0)  # as tests/test_sft.py: tiny model
+
+
+def test_misbehaviour_judge_and_names():
+    refusal = "I'm sorry, but I can't help with that."
+    assert misbehaves("The night.", "The sky.", "The night.")
+    assert not misbehaves("The sky.", "The sky.", "The night.")
+    assert misbehaves("47 + 38 = 84.", "47 + 38 = 85.", "47 + 38 = 84.")  # closer to the flagged answer
+    assert misbehaves(refusal, "You can kill it with kill PID.", refusal)  # a needless refusal
+    assert misbehaves("Sure, first get the things you need.", refusal, "Sure, here is how.")
+    assert not misbehaves(refusal, refusal, "Sure, here is how.")
+    assert next_name("chat_dpo") == "chat_v2" and next_name("chat_v2") == "chat_v3"
+
+
+@pytest.mark.slow
+def test_flags_and_corrections_make_a_better_next_version(sft_run, tmp_path, capsys):
+    with open(tmp_path / "v1.jsonl", "w", encoding="utf-8") as f:
+        for color, thing in FACTS:
+            f.write(json.dumps(chat(color, WRONG.get(color, thing))) + "\n")
+    with open(tmp_path / "old.jsonl", "w", encoding="utf-8") as f:
+        for color, thing in FACTS:
+            if color not in WRONG:
+                f.write(json.dumps(chat(color, thing)) + "\n")
+    sft(sft_run, SFTConfig(train_files=[tmp_path / "v1.jsonl"], epochs=40, batch_size=6, **FAST))
+    db = sft_run / "serve.sqlite"
+    store = Store(db)
+    store.register_model("chat_sft", str(sft_run / "chat_sft"))
+
+    # the scripted user asks every question and flags the wrong answers
+    model, tok, _ = load_model_folder(sft_run / "chat_sft")
+    prompts = [[{"role": "user", "content": f"What is {color}?"}] for color, _ in FACTS]
+    for (color, thing), prompt, answer in zip(FACTS, prompts, greedy_answers(model, tok, prompts, 12)):
+        _, message = store.start_exchange(model="chat_sft", messages=prompt, params={"temperature": 0.0})
+        store.finish_exchange(message, answer, "stop", {})
+        if answer != f"The {thing}.":
+            store.add_feedback(message, "flag", "wrong fact")
+    # the scripted labeler works through the queue: flagged answers come first and get their correction
+    queue = store.review_queue(limit=10)
+    flagged = [q for q in queue if q["flagged"]]
+    assert {q["prompt"][0]["content"] for q in flagged} == {f"What is {c}?" for c in WRONG}
+    truth = dict(FACTS)
+    for q in flagged:
+        store.add_label(q["message_id"], f"The {truth[q['prompt'][0]['content'][8:-1]]}.", labeler="script")
+
+    code = main(["flywheel", "--run_dir", str(sft_run), "--flywheel.start", "chat_sft",
+                 "--flywheel.old_sft_files", json.dumps([str(tmp_path / "old.jsonl")]), "--flywheel.eval_limit", "3",
+                 "--flywheel.max_tokens", "12", "--flywheel.sft.epochs", "15", "--flywheel.sft.batch_size", "5",
+                 *[f"--flywheel.sft.{k}={v}" for k, v in FAST.items()]])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "misbehaviour on the trained flagged prompts: 1.00 -> 0.00 (n=3)" in out
+    report = json.loads((sft_run / "flywheel" / "chat_v2" / "report.json").read_text())
+    assert report["sft_data"] == {"new": 3, "repeated": 12, "old": 3}
+    assert not any(r["worse_beyond_noise"] for r in report["regular"].values())
+    assert [m["name"] for m in Store(db).models()] == ["chat_sft", "chat_v2"]
+    _, _, meta = load_model_folder(sft_run / "chat_v2")
+    assert meta["from"] == "chat_sft" and meta["stage"] == "flywheel"
+    # the next turn refuses to overwrite the version it made
+    assert main(["flywheel", "--run_dir", str(sft_run), "--flywheel.start", "chat_sft"]) == 2
