@@ -63,6 +63,7 @@ def test_flags_and_corrections_make_a_better_next_version(sft_run, tmp_path, cap
 
     code = main(["flywheel", "--run_dir", str(sft_run), "--flywheel.start", "chat_sft",
                  "--flywheel.old_sft_files", json.dumps([str(tmp_path / "old.jsonl")]), "--flywheel.eval_limit", "3",
+                 "--flywheel.evals", "[turn_ending,arithmetic,refusal,over_refusal]",
                  "--flywheel.max_tokens", "12", "--flywheel.sft.epochs", "15", "--flywheel.sft.batch_size", "5",
                  *[f"--flywheel.sft.{k}={v}" for k, v in FAST.items()]])
     assert code == 0
@@ -70,9 +71,10 @@ def test_flags_and_corrections_make_a_better_next_version(sft_run, tmp_path, cap
     assert "misbehaviour on the trained flagged prompts: 1.00 -> 0.00 (n=3)" in out
     report = json.loads((sft_run / "flywheel" / "chat_v2" / "report.json").read_text())
     assert report["sft_data"] == {"new": 3, "repeated": 12, "old": 3}
+    assert set(report["regular"]) == {"turn_ending", "arithmetic", "refusal", "over_refusal"}
     assert not any(r["worse_beyond_noise"] for r in report["regular"].values())
     assert [m["name"] for m in Store(db).models()] == ["chat_sft", "chat_v2"]
     _, _, meta = load_model_folder(sft_run / "chat_v2")
-    assert meta["from"] == "chat_sft" and meta["stage"] == "flywheel"
+    assert meta["flywheel"]["from"] == "chat_sft" and meta["stage"] == "sft"
     # the next turn refuses to overwrite the version it made
     assert main(["flywheel", "--run_dir", str(sft_run), "--flywheel.start", "chat_sft"]) == 2

@@ -30,7 +30,8 @@ from pathlib import Path
 
 from llmlab.data.assistant_safety import REFUSAL
 from llmlab.errors import LlmlabError
-from llmlab.eval.chat_metrics import chat_metrics, token_f1, wilson
+from llmlab.eval.scoring import token_f1, wilson
+from llmlab.eval.suite import run_evals
 from llmlab.files import atomic_write_json, save_config
 from llmlab.model.folder import load_model_folder, save_model_folder
 from llmlab.monitor.store import Store, write_jsonl
@@ -39,9 +40,8 @@ from llmlab.train.prefs import PrefsConfig, prefs
 from llmlab.train.sft import SFTConfig, sft
 
 F1_OK = 0.5  # an answer sharing less than half its words with the ideal response is not the correction
-# which way is better for each regular metric (over-refusal: refusing benign requests, lower is better)
-HIGHER_IS_BETTER = {"turn_ending": True, "arithmetic": True, "wiki_f1": True, "refusal_direct": True,
-                    "refusal_roleplay": True, "over_refusal": False}
+REGULAR_EVALS = ["turn_ending", "arithmetic", "refusal", "over_refusal", "knowledge"]
+LOWER_IS_BETTER = {"over_refusal"}  # refusing benign requests; every other regular score is better higher
 
 
 @dataclass
@@ -59,7 +59,8 @@ class FlywheelConfig:
         dpo: after SFT, run DPO on the new pairs (corrections over flagged answers, A/B winners over losers).
         sft: SFT settings (train_files and base are set by the flywheel).
         prefs: DPO settings (train_files and start are set by the flywheel).
-        eval_limit: examples per regular chat metric (0: skip the regular evals).
+        evals: the regular evaluations (llmlab.eval.suite) run on both versions; empty: none.
+        eval_limit: examples per regular evaluation (None: the quick preset's sizes).
         max_tokens: greedy answers are cut at this many tokens when evaluating.
         seed: seeds the sample of old data and the holdout split.
     """
@@ -74,7 +75,8 @@ class FlywheelConfig:
     dpo: bool = False
     sft: SFTConfig = field(default_factory=lambda: SFTConfig(epochs=1.0))
     prefs: PrefsConfig = field(default_factory=lambda: PrefsConfig(epochs=1.0))
-    eval_limit: int = 100
+    evals: list[str] = field(default_factory=lambda: list(REGULAR_EVALS))
+    eval_limit: int | None = 100
     max_tokens: int = 64
     seed: int = 0
 
@@ -114,20 +116,18 @@ def misbehaviour(model, tok, items: list[dict], max_tokens: int) -> dict:
 
 
 def compare_regular(before: dict, after: dict) -> dict:
-    """Per metric: before, after, change, and whether it got worse beyond noise (a two-proportion z-test at 95%,
-    for rates; wiki F1 has no interval, so it is only reported)."""
+    """Per evaluation of two run_evals summaries: before, after, change, and whether it got worse beyond noise: by
+    more than 1.96 standard errors of the difference, each side's error read off its 95% interval."""
     out = {}
-    for name, b in before.items():
-        a = after[name]
-        if "rate" in b:
-            se = math.sqrt(b["rate"] * (1 - b["rate"]) / max(1, b["n"]) + a["rate"] * (1 - a["rate"]) / max(1, a["n"]))
-            change = a["rate"] - b["rate"]
-            worse = change < 0 if HIGHER_IS_BETTER[name] else change > 0
-            out[name] = {"before": b["rate"], "after": a["rate"], "change": change, "n": b["n"],
-                         "worse_beyond_noise": bool(worse and abs(change) > 1.96 * se)}
-        else:
-            out[name] = {"before": b["mean"], "after": a["mean"], "change": a["mean"] - b["mean"], "n": b["n"],
-                         "worse_beyond_noise": None}
+    for name, b in before["evals"].items():
+        a = after["evals"][name]
+        change = a["score"] - b["score"]
+        worse = change > 0 if name in LOWER_IS_BETTER else change < 0
+        errors = [(r["ci95"][1] - r["ci95"][0]) / (2 * 1.96) for r in (b, a) if r["ci95"]]
+        noise = 1.96 * math.sqrt(sum(e * e for e in errors)) if len(errors) == 2 else None
+        out[name] = {"before": b["score"], "after": a["score"], "change": change, "n": b["n"],
+                     "ci95_before": b["ci95"], "ci95_after": a["ci95"],
+                     "worse_beyond_noise": None if noise is None else bool(worse and abs(change) > noise)}
     return out
 
 
@@ -195,12 +195,14 @@ def flywheel(run_dir: Path, db: Path, cfg: FlywheelConfig) -> dict:
                 "before": misbehaviour(old_model, tok, items, cfg.max_tokens),
                 "after": misbehaviour(new_model, tok, items, cfg.max_tokens),
                 "prompts": [c["prompt"] for c in items], "ideal": [c["ideal"] for c in items]}
-    if cfg.eval_limit:
-        before = chat_metrics(old_model, tok, run_dir, cfg.max_tokens, cfg.eval_limit)
-        after = chat_metrics(new_model, tok, run_dir, cfg.max_tokens, cfg.eval_limit)
+    if cfg.evals:
+        sizes = {"chat_max_tokens": cfg.max_tokens, **({"chat": cfg.eval_limit, "knowledge": cfg.eval_limit}
+                                                        if cfg.eval_limit else {})}
+        before, after = (run_evals(folder, work / "eval" / folder.name, run_dir=run_dir, names=cfg.evals, sizes=sizes,
+                                   seed=cfg.seed) for folder in (start, final))
         report["regular"] = compare_regular(before, after)
     save_model_folder(run_dir / name, new_model, tok.folder,
-                      {**new_meta, "stage": "flywheel", "from": cfg.start, "trained_on": str(data)})
+                      {**new_meta, "flywheel": {"from": cfg.start, "data": str(data)}})
     store.register_model(name, str(run_dir / name), {"from": cfg.start, "report": str(work / "report.json")})
     atomic_write_json(work / "report.json", report)
     return report
