@@ -2,6 +2,7 @@
 
     llmlab chat --model runs/x/chat_sft
     llmlab chat --model runs/x/chat_sft --system "Answer in one sentence."
+    llmlab chat --model smollm2                      # the packaged SmolLM2-135M-Instruct
 
 Commands at the prompt: /reset forgets the conversation, /exit (or Ctrl-D) quits. The history is kept within the
 model's context window: when it no longer fits, the oldest exchanges are dropped, with a notice.
@@ -25,7 +26,8 @@ def chat(
     """Chat with a model folder in the terminal, answers streamed token by token.
 
     Args:
-        model: the chat model folder (e.g. <run_dir>/chat_sft), as training saves it.
+        model: the chat model: a model folder as training saves it (e.g. <run_dir>/chat_sft), a Hugging Face
+            folder, a .gguf file, hf:org/name, or smollm2 (the packaged SmolLM2-135M-Instruct, ChatML format).
         system: a system prompt placed before the conversation.
         max_tokens: the longest answer, in tokens.
         temperature: sampling temperature (0: greedy).
@@ -35,11 +37,11 @@ def chat(
     """
     from llmlab.engine.conversation import fit_history
     from llmlab.engine.generate import TextStream, check_sampling, generate
-    from llmlab.model.folder import load_model_folder
+    from llmlab.model.loading import load_model
     from llmlab.tokenizer.chat import render_prompt
 
     check_sampling(temperature, top_k, top_p)
-    net, tok, _ = load_model_folder(model)
+    net, tok, _ = load_model(model)
     stops = {tok.special_ids["end_of_turn"], tok.eos_id}
     budget = max(1, net.cfg.seq_len - max_tokens)
     start = [{"role": "system", "content": system}] if system else []

@@ -42,7 +42,8 @@ def sample(
     """Generate text from a trained model, streaming it to stdout token by token.
 
     Args:
-        model: The model folder (model.safetensors, model.json, tokenizer/), as training saves it.
+        model: The model: a model folder as training saves it, a Hugging Face folder, a .gguf file, hf:org/name,
+            or smollm2 (the packaged SmolLM2-135M-Instruct).
         prompt: Text to continue; empty starts a new document from BOS alone.
         max_tokens: Generate at most this many new tokens per sample (fewer if the context fills up).
         temperature: Divides the logits before sampling: below 1 sharper (safer), above 1 flatter (more varied); 0 is
@@ -57,12 +58,13 @@ def sample(
             (before temperature, top_k and top_p), then the token chosen; one sample only.
     """
     from llmlab.engine.generate import generate, generate_ids
-    from llmlab.model.folder import load_model_folder
+    from llmlab.model.loading import load_model
 
     if show_next and num_samples != 1:
         raise LlmlabError("--show_next shows one sample's choices; use it with --num_samples 1")
-    net, tokenizer, _ = load_model_folder(model)
-    prompt_ids = [tokenizer.bos_id, *tokenizer.encode(prompt)]
+    net, tokenizer, _ = load_model(model)
+    # Imported models whose documents do not start with BOS (e.g. SmolLM2) get it only for an empty prompt.
+    prompt_ids = [tokenizer.bos_id] * (tokenizer.add_bos or not prompt) + tokenizer.encode(prompt)
     # A prompt too long for the context loses its start, keeping room for max_tokens but at least half the context.
     seq_len = net.cfg.seq_len
     keep = seq_len - min(max(max_tokens - 1, 0), seq_len // 2)
