@@ -1,0 +1,96 @@
+"""One request running on a BatchEngine, seen from the server's event loop: text deltas as the tokens come.
+
+    gen = Generation(engine, tokenizer, request, deadline=time.monotonic() + 60)   # EngineBusy when queue is full
+    async for delta in gen.deltas():      # TimeoutError past the deadline, GenerationFailed on an engine error
+        ...
+    gen.text, gen.finish_reason, gen.completion_tokens
+    gen.cancel()                          # client gone: frees the engine row
+
+The engine thread hands events over with loop.call_soon_threadsafe into an asyncio.Queue. Stop ids are counted but
+never shown; text is decoded incrementally (a character split across tokens waits for its last byte), and the end of
+the text that could still be the start of a stop string is held back, so no part of a stop string is ever sent.
+Stop strings are also matched on the decoded text (the engine matches bytes), and the request then ends there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+from llmlab.engine.batching import BatchEngine, Event, Request
+from llmlab.engine.generate import TextStream, cut_at_stop
+
+
+class GenerationFailed(Exception):
+    """The engine reported an error for this request."""
+
+
+class Generation:
+    def __init__(self, engine: BatchEngine, tokenizer, request: Request, deadline: float) -> None:
+        self.request, self.deadline = request, deadline
+        self.text = ""  # what has been handed out so far
+        self.completion_tokens = 0
+        self.finish_reason: str | None = None
+        self._stream = TextStream(tokenizer)
+        self._held = ""  # decoded text not yet handed out (it may be the start of a stop string)
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        self._ticket = engine.submit(request, lambda event: loop.call_soon_threadsafe(self._events.put_nowait, event))
+
+    @property
+    def done(self) -> bool:
+        return self.finish_reason is not None
+
+    def cancel(self) -> None:
+        self._ticket.cancel()
+
+    async def deltas(self) -> AsyncIterator[str]:
+        """New text as it becomes safe to show; ends when the engine finishes the request."""
+        stops = [s for s in self.request.stop_strings if s]
+        while not self.done:
+            try:
+                async with asyncio.timeout(self.deadline - time.monotonic()):
+                    event = await self._events.get()
+            except TimeoutError:
+                self.cancel()
+                raise
+            if event.error is not None:
+                raise GenerationFailed(event.error)
+            self.completion_tokens += 1
+            if event.token not in self.request.stop_ids:
+                self._held += self._stream.push(event.token)
+            if event.finish:
+                self._held += self._stream.flush()
+            # The engine watches stop strings on bytes; a stop string can also match decoded text that the bytes do
+            # not (e.g. a U+FFFD standing for invalid bytes), so the text is checked too.
+            hit = any(s in self._held for s in stops)
+            if hit or event.finish:
+                self._held = cut_at_stop(self._held, stops)
+                self.finish_reason = "stop" if hit else event.finish
+                if not event.finish:
+                    self.cancel()
+                delta, self._held = self._held, ""
+            else:
+                keep = _stop_prefix_len(self._held, stops)
+                delta, self._held = self._held[: len(self._held) - keep], self._held[len(self._held) - keep :]
+            if delta:
+                self.text += delta
+                yield delta
+
+    async def run(self) -> str:
+        """The whole text (non-streaming)."""
+        async for _ in self.deltas():
+            pass
+        return self.text
+
+
+def _stop_prefix_len(text: str, stops: list[str]) -> int:
+    """Length of the longest end of `text` that is the beginning of a stop string."""
+    longest = 0
+    for s in stops:
+        for n in range(min(len(s) - 1, len(text)), longest, -1):
+            if text.endswith(s[:n]):
+                longest = n
+                break
+    return longest

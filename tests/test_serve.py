@@ -1,0 +1,244 @@
+"""Tests for `llmlab serve`: the official openai client against a real uvicorn server on 127.0.0.1 (a free port, a
+background thread), tiny random models, a few tokens per request; bad input, keys, rate limits, disconnects, storing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import uvicorn
+
+from llmlab.cli.serve import is_loopback, parse_models, serve
+from llmlab.errors import LlmlabError
+from llmlab.monitor.store import Store
+from llmlab.serve.app import create_app
+from llmlab.serve.generation import _stop_prefix_len
+from llmlab.serve.settings import ServeSettings
+
+SEQ_LEN = 64
+
+
+@contextlib.contextmanager
+def running(app) -> str:
+    """Serve `app` with uvicorn on a free loopback port in a thread; yields the base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, tiny_tokenizer) -> dict[str, Path]:
+    """Two tiny random model folders sharing the tiny tokenizer: "chat" and "base" (different weights)."""
+    from llmlab.model.config import ModelConfig
+    from llmlab.model.folder import save_model_folder
+    from llmlab.model.transformer import Transformer
+    from llmlab.tokenizer.bpe import Tokenizer
+
+    root = tmp_path_factory.mktemp("models")
+    cfg = ModelConfig.from_depth(1, vocab_size=Tokenizer.load(tiny_tokenizer).vocab_size, seq_len=SEQ_LEN,
+                                 d_model=32, n_heads=2, zero_init_proj=False)
+    out = {}
+    for seed, name in enumerate(["chat", "base"]):
+        save_model_folder(root / name, Transformer(cfg, seed=seed), tiny_tokenizer, {"stage": name})
+        out[name] = root / name
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(models, tmp_path_factory):
+    """(base URL, store) of a server with both models, small limits, a store, no keys, no rate limit."""
+    store = Store(tmp_path_factory.mktemp("db") / "serve.sqlite")
+    settings = ServeSettings(max_batch=4, max_tokens=48, default_max_tokens=8, max_body_bytes=20_000,
+                             max_messages=8, rate_limit_per_min=0)
+    with running(create_app(models, settings=settings, store=store)) as url:
+        yield url, store
+
+
+def client(url: str, key: str = "none") -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=30)
+
+
+CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "the river"}]
+
+
+def test_models_chat_stream_and_completions(server):
+    url, store = server
+    c = client(url)
+    assert sorted(m.id for m in c.models.list()) == ["base", "chat"]
+
+    resp = c.chat.completions.create(model="chat", messages=CHAT, max_tokens=6, temperature=0)
+    choice = resp.choices[0]
+    assert choice.message.role == "assistant" and choice.finish_reason in ("stop", "length")
+    assert resp.usage.completion_tokens <= 6 and resp.usage.prompt_tokens > 5
+    ids = resp.model_extra["llmlab"]
+    stored = store.message(ids["message_id"])
+    assert (stored["content"], stored["finish_reason"]) == (choice.message.content, choice.finish_reason)
+
+    chunks = list(c.chat.completions.create(model="chat", messages=CHAT, max_tokens=6, temperature=0, stream=True,
+                                            stream_options={"include_usage": True}))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert text == choice.message.content  # greedy: streaming and not give the same answer
+    assert [ch.choices[0].finish_reason for ch in chunks if ch.choices][-1] == choice.finish_reason
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == resp.usage.total_tokens
+    assert all(ch.model_extra["llmlab"]["message_id"] == chunks[0].model_extra["llmlab"]["message_id"]
+               for ch in chunks)
+
+    comp = c.completions.create(model="base", prompt="The river", max_tokens=5, temperature=0, echo=True)
+    assert comp.choices[0].text.startswith("The river") and comp.usage.completion_tokens <= 5
+    streamed = "".join(ch.choices[0].text for ch in c.completions.create(
+        model="base", prompt="The river", max_tokens=5, temperature=0, stream=True))
+    assert "The river" + streamed == comp.choices[0].text
+    by_ids = c.completions.create(model="base", prompt=[[1, 2, 3]], max_tokens=3, temperature=0)
+    assert by_ids.usage.prompt_tokens == 3
+
+
+def test_sampling_options_stop_and_clamps(server):
+    url, _ = server
+    c = client(url)
+    long = c.completions.create(model="base", prompt="a", max_tokens=1000, temperature=0)
+    assert long.usage.completion_tokens <= 48  # max_tokens clamped to the server's limit
+    text = long.choices[0].text
+    stop = text[len(text) // 2 : len(text) // 2 + 2]
+    if stop.strip():
+        cut = c.completions.create(model="base", prompt="a", max_tokens=48, temperature=0, stop=[stop])
+        assert cut.choices[0].text == text[: text.find(stop)] and cut.choices[0].finish_reason == "stop"
+    seeded = [c.completions.create(model="base", prompt="a", max_tokens=8, temperature=1.0, seed=5,
+                                   extra_body={"top_k": 20, "unknown_field": 1}).choices[0].text for _ in range(2)]
+    assert seeded[0] == seeded[1]
+
+
+def test_stop_prefix_holdback():
+    assert _stop_prefix_len("hello wor", ["world"]) == 3
+    assert _stop_prefix_len("hello", ["xyz"]) == 0
+    assert _stop_prefix_len("hello wor", ["xyz", "word", "wo"]) == 3
+
+
+def test_concurrent_requests_match_sequential(server):
+    url, _ = server
+    c = client(url)
+    prompts = [f"the {w}" for w in ("river", "city", "king", "moon", "ship", "star")]
+
+    def ask(p):
+        return c.completions.create(model="base", prompt=p, max_tokens=8, temperature=0).choices[0].text
+
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(ask, prompts))
+    assert together == [ask(p) for p in prompts]
+
+
+@pytest.mark.parametrize("body, status, words", [
+    ({"model": "nope", "messages": CHAT}, 404, "does not exist"),
+    ({"model": "chat", "messages": []}, 400, "must not be empty"),
+    ({"model": "chat", "messages": "hi"}, 400, "messages"),
+    ({"model": "chat", "messages": [{"role": "user", "content": 5}]}, 400, "messages.0.content"),
+    ({"model": "chat", "messages": [{"role": "wizard", "content": "x"}]}, 400, "unsupported chat role"),
+    ({"model": "chat", "messages": CHAT, "temperature": 9}, 400, "temperature"),
+    ({"model": "chat", "messages": CHAT, "n": 2}, 400, "n=2"),
+    ({"model": "chat", "messages": CHAT * 5}, 400, "limit of 8"),
+    ({"model": "chat", "messages": [{"role": "user", "content": "x"}] * 1 + [{"role": "user", "content": "the " * 200}]},
+     400, "over this server's limit"),
+    ({"model": "base", "prompt": [1] * (SEQ_LEN + 5)}, 400, "over this server's limit"),
+    ({"model": "base", "prompt": ["a", "b"]}, 400, "one prompt per request"),
+    ({"model": "chat", "messages": [{"role": "user", "content": "x" * 30_000}]}, 413, "over the limit"),
+])
+def test_bad_requests_get_openai_errors(server, body, status, words):
+    url, _ = server
+    path = "/v1/completions" if "prompt" in body else "/v1/chat/completions"
+    r = httpx.post(url + path, json=body, timeout=30)
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert words in err["message"] and set(err) == {"message", "type", "param", "code"}
+
+
+def test_malformed_json_and_client_exceptions(server):
+    url, _ = server
+    for raw in (b"{not json", b"[1, 2]", b"\xff\xfe"):
+        r = httpx.post(url + "/v1/chat/completions", content=raw, headers={"content-type": "application/json"})
+        assert r.status_code == 400 and "error" in r.json()
+    c = client(url)
+    with pytest.raises(openai.NotFoundError):
+        c.chat.completions.create(model="nope", messages=CHAT)
+    with pytest.raises(openai.BadRequestError):
+        c.chat.completions.create(model="chat", messages=[])
+    assert httpx.get(url + "/health").json()["status"] == "ok"
+
+
+def test_disconnect_mid_stream_is_stored_and_server_goes_on(server):
+    url, store = server
+    c = client(url)
+    full = c.chat.completions.create(model="chat", messages=CHAT, max_tokens=48, temperature=0).choices[0].message.content
+    assert len(full) > 20  # long enough that the client is gone well before the end
+    body = {"model": "chat", "messages": CHAT, "max_tokens": 48, "temperature": 0, "stream": True}
+    with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=30) as r:
+        first = json.loads(next(r.iter_lines()).removeprefix("data: "))
+    message_id = first["llmlab"]["message_id"]
+    for _ in range(100):  # the server notices the disconnect, frees the row and stores the partial answer
+        if store.message(message_id)["finish_reason"] is not None:
+            break
+        time.sleep(0.05)
+    stored = store.message(message_id)
+    assert stored["finish_reason"] == "cancelled" and len(full) > len(stored["content"])
+    assert full.startswith(stored["content"])
+    resp = c.chat.completions.create(model="chat", messages=CHAT, max_tokens=3)
+    assert resp.choices[0].finish_reason in ("stop", "length")
+
+
+def test_conversation_continues_in_store(server):
+    url, store = server
+    c = client(url)
+    first = c.chat.completions.create(model="chat", messages=CHAT, max_tokens=4, temperature=0)
+    conv = first.model_extra["llmlab"]["conversation_id"]
+    follow = CHAT + [{"role": "assistant", "content": first.choices[0].message.content},
+                     {"role": "user", "content": "more"}]
+    second = c.chat.completions.create(model="chat", messages=follow, max_tokens=4, extra_body={"conversation_id": conv})
+    assert second.model_extra["llmlab"]["conversation_id"] == conv
+
+
+def test_api_keys_and_rate_limit(models):
+    settings = ServeSettings(max_tokens=2, rate_limit_per_min=1, rate_burst=3)
+    with running(create_app({"chat": models["chat"]}, settings=settings, api_keys=["k1", "k2"])) as url:
+        with pytest.raises(openai.AuthenticationError):
+            client(url, key="wrong").models.list()
+        r = httpx.post(url + "/v1/chat/completions", json={"model": "chat", "messages": CHAT})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+        assert httpx.get(url + "/health").status_code == 200  # health needs no key
+        c = client(url, key="k1")
+        for _ in range(3):
+            c.chat.completions.create(model="chat", messages=CHAT, max_tokens=1)
+        with pytest.raises(openai.RateLimitError):
+            c.chat.completions.create(model="chat", messages=CHAT, max_tokens=1)
+        client(url, key="k2").models.list()  # another key has its own bucket
+
+
+def test_cli_checks(models, monkeypatch):
+    assert parse_models([f"a={models['chat']}", str(models["base"])]) == {"a": models["chat"], "base": models["base"]}
+    with pytest.raises(LlmlabError, match="duplicate"):
+        parse_models([f"a={models['chat']}", f"a={models['base']}"])
+    with pytest.raises(LlmlabError, match="not a folder"):
+        parse_models(["a=/no/such/folder"])
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
+    monkeypatch.delenv("LLMLAB_API_KEYS", raising=False)
+    with pytest.raises(LlmlabError, match="api_keys"):
+        serve(models=[str(models["chat"])], host="0.0.0.0")
