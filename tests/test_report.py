@@ -70,7 +70,7 @@ def test_report_has_every_section_and_marks_missing_stages(tmp_path, capsys):
     assert "| eval (unit) | chance | BASE | SFT | DPO |" in md
     assert "| knowledge (accuracy) | 0.250 | 0.300 [0.250, 0.350] n=100 | 0.400 [0.350, 0.450] n=100 | - |" in md
     assert "| compression (bits/byte) | - | 1.700 n=10 | 1.600 n=10 | - |" in md
-    assert "samples (" not in md  # no score: not a row of the table
+    assert "samples (" not in md  # the samples have their own section
     assert "| DPO | not run |" in md and "prefs (config.yaml): not run" in md
     assert "| pre-training | done | 30.0 s (training only) |" in md
     assert "| brotli | 2.400 | 0.667 |" in md and "1.25 training bytes per model byte" in md

@@ -19,18 +19,31 @@ from llmlab.errors import LlmlabError
 
 def commands() -> dict:
     """The command tree. Command modules import their heavy dependencies inside the functions, so --help is fast."""
-    from llmlab.cli import chat, data, eval, plan, prefs, pretrain, sample, sft, tokenizer
+    from llmlab.cli import chat, data, eval, plan, prefs, pretrain, report, sample, sft, speedrun, tokenizer
+    from llmlab.cli import flywheel, store
+    from llmlab.cli import export, import_model
+    from llmlab.cli import serve
 
     return {
+        "arena": store.arena,
         "chat": chat.chat,
         "data": {"_help": "Build a run's dataset (clean, dedup, tokenize into shards) and describe it.",
                  "prepare": data.prepare, "stats": data.stats},
-        "eval": {"_help": "Evaluate a model.", "chat": eval.chat},
+        "eval": {"_help": "Evaluate a model.", "run": eval.run, "chat": eval.chat, "list": eval.list_evals},
+        "export": {"_help": "Write a model as a Hugging Face folder or a GGUF file.", "hf": export.hf,
+                   "gguf": export.gguf},
+        "flywheel": flywheel.flywheel,
+        "import": import_model.import_model,
         "plan": plan.plan,
         "prefs": prefs.prefs,
         "pretrain": pretrain.pretrain,
+        "report": report.report,
         "sample": sample.sample,
+        "serve": serve.serve,
         "sft": sft.sft,
+        "speedrun": speedrun.speedrun,
+        "store": {"_help": "The serving database: export the labelers' work, counts.", "export": store.export,
+                  "stats": store.stats},
         "tokenizer": {
             "_help": "Train, use and measure the run's byte-level BPE tokenizer.",
             "train": tokenizer.train,

@@ -157,17 +157,23 @@ def eval_section(facts: dict) -> list:
     names: list[str] = []
     for entry in evals.values():
         names += [n for n in entry["summary"].get("evals", {}) if n not in names]
-    rows = []
+    rows, about = [], []
     for name in names:
+        if name == "samples":  # its score is a length, not a quality; the outputs have their own section
+            continue
         results = [evals.get(folder, {}).get("summary", {}).get("evals", {}).get(name) for folder, _ in MODEL_STAGES]
         known = next(r for r in results if r)
         if not any(isinstance((r or {}).get("score"), (int, float)) for r in results):
             continue
         rows.append([f"{name} ({known.get('unit', '')})", num(known.get("chance"))] + [eval_cell(r) for r in results])
+        if known.get("about"):
+            about.append(f"{name}: {known['about']}")
     summaries = [e["summary"] for e in evals.values()]
-    note = (f"Score [95% interval] and number of items, per model stage; preset {summaries[0].get('preset')}, "
-            f"seed {summaries[0].get('seed')}. Details: eval/<model>/<eval>.jsonl and summary.json.")
-    return [("table", ["eval (unit)", "chance"] + [label for _, label in MODEL_STAGES], rows), ("p", note)]
+    note = (f"Score [95% interval] and number of items, per model stage (- : not evaluated or not applicable to that "
+            f"stage); preset {summaries[0].get('preset')}, seed {summaries[0].get('seed')}. Items and outputs: "
+            f"eval/<model>/<eval>.jsonl and summary.json.")
+    blocks = [("table", ["eval (unit)", "chance"] + [label for _, label in MODEL_STAGES], rows), ("p", note)]
+    return blocks + ([("code", "\n".join(about))] if about else [])
 
 
 def samples_section(facts: dict) -> list:

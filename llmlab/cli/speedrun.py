@@ -1,0 +1,48 @@
+"""`llmlab speedrun`: the whole pipeline in one resumable command (see llmlab/speedrun.py).
+
+    llmlab speedrun --run_dir runs/speedrun                  # data -> tokenizer -> pretrain -> SFT -> DPO -> eval -> report
+    llmlab speedrun --run_dir runs/t --preset tiny           # every stage in a couple of minutes
+    llmlab speedrun --run_dir runs/x --depth 4 --train '{tokens: 2000000}'
+    torchrun --standalone --nproc_per_node 2 -m llmlab speedrun --run_dir runs/x
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmlab.data.prepare import PrepareConfig
+
+
+def speedrun(
+    run_dir: Path = Path("runs/speedrun"),
+    preset: str = "default",
+    depth: int | None = None,
+    data: PrepareConfig = PrepareConfig(),
+    vocab_size: int = 4096,
+    train: dict | None = None,
+    sft: dict | None = None,
+    prefs: dict | None = None,
+    eval_preset: str = "quick",
+    seed: int = 0,
+) -> None:
+    """Run every stage not finished yet, then print where the report is and how to chat with the model.
+
+    A finished stage is skipped on a re-run; a killed run continues where it stopped (training from its newest
+    checkpoint). Progress, wall times and estimated costs: <run_dir>/speedrun.json; report: <run_dir>/report/.
+
+    Args:
+        run_dir: the run directory (every stage's outputs).
+        preset: size preset: tiny (smoke run), default (depth 3, the CPU run), d6, d12 (meant for a GPU).
+        depth: the model's depth (size dial), overriding the preset's.
+        data: sources and cleaning settings of `llmlab data prepare`.
+        vocab_size: vocabulary of the tokenizer trained when the run has none.
+        train: pre-training settings overriding the preset's, e.g. '{tokens: 409600, eval_every: 0}'
+            (any field of `llmlab pretrain --train.*`).
+        sft: SFT settings overriding the preset's, e.g. '{epochs: 1}' (fields of `llmlab sft --sft.*`).
+        prefs: DPO settings overriding the preset's (fields of `llmlab prefs --prefs.*`).
+        eval_preset: the evaluation suite's preset (quick: every eval of the three models in a few minutes).
+        seed: the evaluation's seed.
+    """
+    from llmlab.speedrun import speedrun as run_speedrun
+
+    run_speedrun(run_dir, preset, depth, data, vocab_size, train, sft, prefs, eval_preset, seed)
