@@ -1,0 +1,227 @@
+"""llmlab models inside EleutherAI's lm-evaluation-harness: the model class `LlmlabLM`, registered as "llmlab".
+
+From Python (any task lm-eval knows; the ones that need no download are your own task YAML files):
+
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+    from llmlab.eval.lm_eval_model import LlmlabLM
+
+    lm = LlmlabLM(pretrained="runs/x/base", batch_size=8)        # or LlmlabLM(model=model, tokenizer=tok)
+    out = lm_eval.simple_evaluate(model=lm, tasks=["my_task"],
+                                  task_manager=TaskManager(include_path="my_tasks/", include_defaults=False))
+    print(out["results"])
+
+From the shell: lm-eval's own `lm_eval` command finds no plugins, so this module is the command (it registers the
+class, then runs lm-eval's command line with the same options):
+
+    python -m llmlab.eval.lm_eval_model run --model llmlab --model_args pretrained=runs/x/base,batch_size=8 \
+        --tasks my_task --include_path my_tasks/
+
+model_args: pretrained (an llmlab model folder, or a packaged model name that llmlab.model.loading knows, e.g.
+"smollm2"), batch_size (rows per forward pass for log-likelihoods), max_length (context kept, at most the model's
+seq_len), max_gen_toks (default generation length), add_bos_token (start every context with BOS, as llmlab's
+pre-training does each document; default: when the tokenizer has a BOS), device, seed (for sampled generation).
+
+The three request types, as lm-eval's own Hugging Face model (HFLM) computes them:
+    loglikelihood           (context, continuation) -> (log p(continuation | context), is it the greedy output).
+                            Token boundaries: context + continuation is encoded whole and split after the tokens of
+                            the context alone (lm-eval's TemplateLM); an empty context is replaced by BOS. Too long:
+                            the oldest tokens are dropped, keeping max_length tokens of input.
+    loglikelihood_rolling   (text,) -> log p(text | BOS): windows of max_length tokens, every token scored once with
+                            as much context as the window allows (lm-eval's get_rolling_token_windows).
+    generate_until          (context, gen_kwargs) -> the text generated until one of gen_kwargs["until"], EOS or
+                            max_gen_toks tokens (greedy unless do_sample / temperature > 0), through llmlab's engine.
+
+Checks: `.venv/bin/pytest tests/test_lm_eval.py` (a tiny local task run offline through simple_evaluate).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from lm_eval.api.instance import Instance
+from lm_eval.api.model import TemplateLM
+from lm_eval.api.registry import register_model
+from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs
+from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+from tqdm import tqdm
+
+from llmlab.engine.generate import cut_at_stop, generate_ids
+from llmlab.errors import LlmlabError
+from llmlab.model.transformer import Transformer
+
+# A scored request as TemplateLM hands it over: ((context, continuation) or None, context ids, continuation ids).
+TokenRequest = tuple[tuple[str, str] | None, list[int], list[int]]
+
+
+def load_pretrained(spec: str, device: str) -> tuple[Transformer, object]:
+    """(model, tokenizer) from an llmlab model folder or the name of a packaged model."""
+    if Path(spec).is_dir():
+        from llmlab.model.folder import load_model_folder
+
+        model, tokenizer, _ = load_model_folder(Path(spec), device=device)
+        return model, tokenizer
+    try:
+        from llmlab.model.loading import load_model
+    except ImportError as e:
+        raise LlmlabError(f"pretrained={spec!r} is not a model folder, and no packaged models are available") from e
+    model, tokenizer = load_model(spec)[:2]
+    return model.to(device).eval(), tokenizer
+
+
+@register_model("llmlab")
+class LlmlabLM(TemplateLM):
+    """An llmlab Transformer and its tokenizer as an lm-eval model (see the module docstring for the options)."""
+
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        model: Transformer | None = None,
+        tokenizer=None,
+        batch_size: int | str | None = 8,
+        max_length: int | None = None,
+        max_gen_toks: int = 256,
+        add_bos_token: bool | None = None,
+        device: str | None = None,
+        seed: int = 1234,
+        **unused,  # what lm-eval passes to every model and this one needs not (e.g. max_batch_size)
+    ) -> None:
+        super().__init__()
+        if (pretrained is None) == (model is None) or (model is None) != (tokenizer is None):
+            raise LlmlabError("give either pretrained=<model folder or name>, or both model= and tokenizer=")
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            device = "cpu"  # lm-eval's command line asks for cuda:0 unless told otherwise
+        if pretrained is not None:
+            model, tokenizer = load_pretrained(str(pretrained), device or "cpu")
+        elif device is not None:
+            model = model.to(device)
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self._device = self.model.embed.weight.device
+        if batch_size in (None, "auto"):  # lm-eval's "auto" probes memory by trial; a fixed size is simpler
+            batch_size = 8
+        self.batch_size = int(batch_size)
+        seq_len = self.model.cfg.seq_len
+        self.max_length = seq_len if max_length is None else int(max_length)
+        self.max_gen_toks = int(max_gen_toks)
+        if not 1 <= self.max_length <= seq_len or self.batch_size < 1:
+            raise LlmlabError(
+                f"need 1 <= max_length <= the model's seq_len={seq_len} and batch_size >= 1; got max_length="
+                f"{self.max_length}, batch_size={self.batch_size}"
+            )
+        bos = getattr(tokenizer, "bos_id", None)
+        self.add_bos_token = bos is not None if add_bos_token is None else bool(add_bos_token)
+        if self.add_bos_token and bos is None:
+            raise LlmlabError("add_bos_token=True, but the tokenizer has no BOS token")
+        self.seed = int(seed)
+
+    # --- tokenisation, as TemplateLM expects it ------------------------------------------------------------------
+
+    @property
+    def eot_token_id(self) -> int:
+        return self.tokenizer.eos_id
+
+    @property
+    def prefix_token_id(self) -> int:
+        """What an empty context becomes, and what a rolling log-likelihood is conditioned on."""
+        return self.tokenizer.bos_id if self.add_bos_token else self.eot_token_id
+
+    @property
+    def tokenizer_name(self) -> str:
+        return str(getattr(self.tokenizer, "folder", type(self.tokenizer).__name__))
+
+    def tok_encode(self, string: str, add_special_tokens: bool | None = None, **kwargs) -> list[int]:
+        """Ids of `string`, after BOS when add_special_tokens (None: this model's add_bos_token)."""
+        add_bos = self.add_bos_token if add_special_tokens is None else add_special_tokens and self.add_bos_token
+        return ([self.tokenizer.bos_id] if add_bos else []) + self.tokenizer.encode(string)
+
+    # --- log-likelihoods -----------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _loglikelihood_tokens(self, requests: list[TokenRequest], disable_tqdm: bool = False, **kwargs):
+        """(sum of log-probs of the continuation ids, whether each is the argmax), batched by length."""
+        results: list[tuple[float, bool] | None] = [None] * len(requests)
+        # Longest first, so each batch pads little and a too-large batch fails at once rather than at the end.
+        order = sorted(range(len(requests)), key=lambda i: -len(requests[i][1]) - len(requests[i][2]))
+        pbar = tqdm(total=len(requests), disable=disable_tqdm, desc="llmlab log-likelihoods")
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            inputs = []
+            for i in chunk:
+                _, context, continuation = requests[i]
+                if len(continuation) > self.max_length:
+                    raise LlmlabError(f"a continuation of {len(continuation)} tokens cannot be scored within "
+                                      f"max_length={self.max_length}")
+                # The last token is only a target; the oldest tokens go when the whole is too long.
+                inputs.append((context + continuation)[-(self.max_length + 1) :][:-1])
+            ids = torch.zeros(len(chunk), max(map(len, inputs)), dtype=torch.long)  # (B, T), right-padded
+            for row, tokens in enumerate(inputs):  # padding comes after, so the causal mask keeps it unseen
+                ids[row, : len(tokens)] = torch.tensor(tokens)
+            logits, _ = self.model(ids.to(self._device))  # (B, T, V)
+            for row, i in enumerate(chunk):
+                request, _, continuation = requests[i]
+                end, n = len(inputs[row]), len(continuation)
+                if n == 0:  # nothing to score: log 1
+                    results[i] = (0.0, True)
+                    continue
+                logprobs = logits[row, end - n : end].log_softmax(dim=-1)  # (n, V): predictions of the continuation
+                target = torch.tensor(continuation, device=logprobs.device)  # (n,)
+                score = logprobs.gather(1, target[:, None]).sum().item()
+                results[i] = (score, bool((logprobs.argmax(dim=-1) == target).all()))
+                if request is not None:
+                    self.cache_hook.add_partial("loglikelihood", request, results[i])
+            pbar.update(len(chunk))
+        pbar.close()
+        return results
+
+    def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
+        windows, owner = [], []  # every window of every text, and the request it belongs to
+        for i, (text,) in enumerate(req.args for req in requests):
+            tokens = self.tok_encode(text, add_special_tokens=False)
+            for context, targets in map(
+                make_disjoint_window,
+                get_rolling_token_windows(tokens, self.prefix_token_id, self.max_length, context_len=1),
+            ):
+                windows.append((None, context, targets))
+                owner.append(i)
+        totals = [0.0] * len(requests)
+        for i, (score, _) in zip(owner, self._loglikelihood_tokens(windows, disable_tqdm=disable_tqdm)):
+            totals[i] += score
+        for req, total in zip(requests, totals):
+            self.cache_hook.add_partial("loglikelihood_rolling", req.args, total)
+        return totals
+
+    # --- generation ----------------------------------------------------------------------------------------------
+
+    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        outputs = []
+        for req in tqdm(requests, disable=disable_tqdm, desc="llmlab generate_until"):
+            context, gen_kwargs = req.args
+            kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
+            until = handle_stop_sequences(kwargs["until"], eos=self.tokenizer.decode([self.eot_token_id]))
+            max_gen = kwargs["max_gen_toks"]
+            if not 0 < max_gen < self.max_length:
+                raise LlmlabError(f"max_gen_toks={max_gen} must be between 1 and max_length={self.max_length} - 1")
+            prompt = self.tok_encode(context)[-(self.max_length - max_gen) :] or [self.prefix_token_id]
+            new_ids = generate_ids(
+                self.model,
+                prompt,
+                max_gen,
+                temperature=float(kwargs.get("temperature", 0.0)) if kwargs["do_sample"] else 0.0,
+                top_k=kwargs.get("top_k"),
+                top_p=kwargs.get("top_p"),
+                seed=self.seed,
+                stop_ids={self.eot_token_id},
+                stop_strings=until,
+                tokenizer=self.tokenizer,
+            )[0]
+            text = cut_at_stop(self.tokenizer.decode(new_ids), until)
+            self.cache_hook.add_partial("generate_until", req.args, text)
+            outputs.append(text)
+        return outputs
+
+
+if __name__ == "__main__":  # lm-eval's command line, with "llmlab" registered
+    from lm_eval.__main__ import cli_evaluate
+
+    cli_evaluate()
