@@ -1,6 +1,9 @@
-"""`llmlab eval ...`: evaluate a model.
+"""`llmlab eval ...`: evaluate a model (llmlab.eval: compression, knowledge, MMLU, GSM8K, chat behaviour, samples).
 
-    llmlab eval chat --model runs/x/chat_dpo --run_dir runs/x
+    llmlab eval run --model runs/x/base                                  # every evaluation that applies, quick preset
+    llmlab eval run --model runs/x/chat_sft --evals '[mmlu,gsm8k]' --preset full
+    llmlab eval chat --model runs/x/chat_dpo --run_dir runs/x            # the chat behaviour evaluations only
+    llmlab eval list                                                     # the registered evaluations
 """
 
 from __future__ import annotations
@@ -8,28 +11,49 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def run(*, model: Path, run_dir: Path | None = None, evals: list[str] | None = None, preset: str = "quick",
+        seed: int = 0, out: Path | None = None, sizes: dict[str, int | None] | None = None) -> None:
+    """Run evaluations on a model folder; write <name>.jsonl per evaluation and summary.json, print a table.
+
+    Args:
+        model: the model folder (base or chat) to evaluate.
+        run_dir: the run whose data the evaluations read (held-out text, titles, fine-tuning data); default: the
+            model folder's parent when it holds data/.
+        evals: which evaluations, e.g. '[mmlu,gsm8k]' (`llmlab eval list`); default: all that apply to the model's
+            stage.
+        preset: quick (subsets: a few minutes for the default models on 2 CPU cores) or full (complete test sets).
+        seed: seeds subsets and sampled outputs; the same seed gives the same files.
+        out: the output folder; default <run_dir>/eval/<model folder name>/ (or <model>/eval without a run).
+        sizes: overrides of the preset's subset sizes, e.g. '{mmlu: 50, gsm8k: 10}' (null = everything).
+    """
+    from llmlab.eval.suite import format_summary, infer_run_dir, run_evals
+
+    run_dir = run_dir if run_dir is not None else infer_run_dir(model)
+    if out is None:
+        out = Path(run_dir) / "eval" / Path(model).resolve().name if run_dir is not None else Path(model) / "eval"
+    summary = run_evals(model, out, run_dir=run_dir, names=evals, preset=preset, seed=seed, sizes=sizes)
+    print(format_summary(summary))
+    print(f"saved {out}/summary.json and one JSONL per evaluation")
+
+
 def chat(*, model: Path, run_dir: Path = Path("runs/default"), max_tokens: int = 64, limit: int = 200) -> None:
-    """The assistant's behaviour on held-out chats: turn ending, arithmetic, wiki token-F1, refusals, over-refusal.
+    """The assistant's behaviour on held-out chats: turn ending, arithmetic, refusals, over-refusal.
 
     Args:
         model: the chat model folder to evaluate.
         run_dir: the run whose held-out chats to use (its default fine-tuning data, generated if missing);
-            the summary is saved as <run_dir>/eval/chat_<model folder name>.json.
+            results go to <run_dir>/eval/<model folder name>/.
         max_tokens: greedy answers are cut at this many tokens (a turn not ended by then counts as not ended).
-        limit: at most this many examples per metric.
+        limit: at most this many examples per held-out set.
     """
-    from llmlab.eval.chat_metrics import chat_metrics
-    from llmlab.files import atomic_write_json
-    from llmlab.model.folder import load_model_folder
+    from llmlab.eval.chat_metrics import CHAT_EVALS
 
-    net, tok, _ = load_model_folder(model)
-    result = chat_metrics(net, tok, run_dir, max_tokens, limit)
-    for name, value in result.items():
-        if "rate" in value:
-            low, high = value["ci95"]
-            print(f"{name:<18} {value['rate']:.3f}  (95% CI {low:.3f}-{high:.3f}, n={value['n']})")
-        else:
-            print(f"{name:<18} {value['mean']:.3f}  (n={value['n']})")
-    out = Path(run_dir) / "eval" / f"chat_{Path(model).name}.json"
-    atomic_write_json(out, {"model": str(model), **result})
-    print(f"saved {out}")
+    run(model=model, run_dir=run_dir, evals=list(CHAT_EVALS), preset="full", sizes={"chat": limit, "chat_max_tokens": max_tokens})
+
+
+def list_evals() -> None:
+    """List the registered evaluations: name, unit, the model stages they apply to, whether they need a run."""
+    from llmlab.eval.registry import evals
+
+    for e in evals().values():
+        print(f"{e.name:<14} {e.unit:<10} {'/'.join(e.stages):<13} {'run data' if e.needs_run_dir else '':<9} {e.about}")

@@ -17,10 +17,12 @@ class, then runs lm-eval's command line with the same options):
     python -m llmlab.eval.lm_eval_model run --model llmlab --model_args pretrained=runs/x/base,batch_size=8 \
         --tasks my_task --include_path my_tasks/
 
-model_args: pretrained (an llmlab model folder, or a packaged model name that llmlab.model.loading knows, e.g.
-"smollm2"), batch_size (rows per forward pass for log-likelihoods), max_length (context kept, at most the model's
-seq_len), max_gen_toks (default generation length), add_bos_token (start every context with BOS, as llmlab's
-pre-training does each document; default: when the tokenizer has a BOS), device, seed (for sampled generation).
+model_args: pretrained (any model spec `llmlab.model.loading.load_model` takes: an llmlab model folder, a Hugging
+Face Llama/Qwen3 folder, a .gguf file, "smollm2"), batch_size (rows per forward pass for log-likelihoods; on lm-eval's
+command line give --batch_size instead), max_length (context kept, at most the model's seq_len), max_gen_toks
+(default generation length), add_bos_token (start every context with BOS, as llmlab's pre-training starts each
+document; default: the tokenizer's add_bos, false for SmolLM2), prefix_token_id (what an empty context becomes;
+default BOS, or EOS without add_bos_token), device, seed (for sampled generation).
 
 The three request types, as lm-eval's own Hugging Face model (HFLM) computes them:
     loglikelihood           (context, continuation) -> (log p(continuation | context), is it the greedy output).
@@ -37,8 +39,6 @@ Checks: `.venv/bin/pytest tests/test_lm_eval.py` (a tiny local task run offline 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import TemplateLM
@@ -49,25 +49,11 @@ from tqdm import tqdm
 
 from llmlab.engine.generate import cut_at_stop, generate_ids
 from llmlab.errors import LlmlabError
+from llmlab.model.loading import load_model
 from llmlab.model.transformer import Transformer
 
 # A scored request as TemplateLM hands it over: ((context, continuation) or None, context ids, continuation ids).
 TokenRequest = tuple[tuple[str, str] | None, list[int], list[int]]
-
-
-def load_pretrained(spec: str, device: str) -> tuple[Transformer, object]:
-    """(model, tokenizer) from an llmlab model folder or the name of a packaged model."""
-    if Path(spec).is_dir():
-        from llmlab.model.folder import load_model_folder
-
-        model, tokenizer, _ = load_model_folder(Path(spec), device=device)
-        return model, tokenizer
-    try:
-        from llmlab.model.loading import load_model
-    except ImportError as e:
-        raise LlmlabError(f"pretrained={spec!r} is not a model folder, and no packaged models are available") from e
-    model, tokenizer = load_model(spec)[:2]
-    return model.to(device).eval(), tokenizer
 
 
 @register_model("llmlab")
@@ -83,6 +69,7 @@ class LlmlabLM(TemplateLM):
         max_length: int | None = None,
         max_gen_toks: int = 256,
         add_bos_token: bool | None = None,
+        prefix_token_id: int | None = None,
         device: str | None = None,
         seed: int = 1234,
         **unused,  # what lm-eval passes to every model and this one needs not (e.g. max_batch_size)
@@ -93,7 +80,7 @@ class LlmlabLM(TemplateLM):
         if str(device).startswith("cuda") and not torch.cuda.is_available():
             device = "cpu"  # lm-eval's command line asks for cuda:0 unless told otherwise
         if pretrained is not None:
-            model, tokenizer = load_pretrained(str(pretrained), device or "cpu")
+            model, tokenizer, _ = load_model(str(pretrained), device or "cpu")
         elif device is not None:
             model = model.to(device)
         self.model, self.tokenizer = model.eval(), tokenizer
@@ -109,10 +96,8 @@ class LlmlabLM(TemplateLM):
                 f"need 1 <= max_length <= the model's seq_len={seq_len} and batch_size >= 1; got max_length="
                 f"{self.max_length}, batch_size={self.batch_size}"
             )
-        bos = getattr(tokenizer, "bos_id", None)
-        self.add_bos_token = bos is not None if add_bos_token is None else bool(add_bos_token)
-        if self.add_bos_token and bos is None:
-            raise LlmlabError("add_bos_token=True, but the tokenizer has no BOS token")
+        self.add_bos_token = getattr(tokenizer, "add_bos", True) if add_bos_token is None else bool(add_bos_token)
+        self._prefix_token_id = prefix_token_id
         self.seed = int(seed)
 
     # --- tokenisation, as TemplateLM expects it ------------------------------------------------------------------
@@ -124,6 +109,8 @@ class LlmlabLM(TemplateLM):
     @property
     def prefix_token_id(self) -> int:
         """What an empty context becomes, and what a rolling log-likelihood is conditioned on."""
+        if self._prefix_token_id is not None:
+            return self._prefix_token_id
         return self.tokenizer.bos_id if self.add_bos_token else self.eot_token_id
 
     @property
