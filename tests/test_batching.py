@@ -217,3 +217,14 @@ def test_busy_and_shutdown():
     assert all(e.finish in (None, "length", "error") for e in finishes)
     with pytest.raises(EngineBusy, match="shutting down"):
         eng.submit(Request([1, 2], 4), events.put)
+
+
+def test_sample_rows_mixes_settings_per_row(engine):
+    """Greedy rows, top_k=1 rows and tiny-top_p rows all give the argmax; a hot row follows its own seed only."""
+    p = prompts(1)[0]
+    greedy = run_all(engine, [Request(p, 6, temperature=0)])[0]
+    mixed = run_all(engine, [Request(p, 6, temperature=0), Request(p, 6, temperature=1.5, top_k=1, seed=1),
+                             Request(p, 6, temperature=1.5, top_p=1e-6, seed=2),
+                             Request(p, 6, temperature=1.5, seed=3)])
+    assert mixed[:3] == [greedy] * 3
+    assert mixed[3] == run_all(engine, [Request(p, 6, temperature=1.5, seed=3)])[0]

@@ -185,24 +185,34 @@ def test_malformed_json_and_client_exceptions(server):
     assert httpx.get(url + "/health").json()["status"] == "ok"
 
 
-def test_disconnect_mid_stream_is_stored_and_server_goes_on(server):
-    url, store = server
-    c = client(url)
-    full = c.chat.completions.create(model="chat", messages=CHAT, max_tokens=48, temperature=0).choices[0].message.content
-    assert len(full) > 20  # long enough that the client is gone well before the end
-    body = {"model": "chat", "messages": CHAT, "max_tokens": 48, "temperature": 0, "stream": True}
-    with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=30) as r:
-        first = json.loads(next(r.iter_lines()).removeprefix("data: "))
-    message_id = first["llmlab"]["message_id"]
-    for _ in range(100):  # the server notices the disconnect, frees the row and stores the partial answer
-        if store.message(message_id)["finish_reason"] is not None:
-            break
-        time.sleep(0.05)
-    stored = store.message(message_id)
-    assert stored["finish_reason"] == "cancelled" and len(full) > len(stored["content"])
-    assert full.startswith(stored["content"])
-    resp = c.chat.completions.create(model="chat", messages=CHAT, max_tokens=3)
-    assert resp.choices[0].finish_reason in ("stop", "length")
+def test_disconnect_mid_stream_is_stored_and_server_goes_on(tiny_tokenizer, tmp_path):
+    """A client that leaves after the first chunk: its row is freed long before its 2,000 tokens, the partial answer
+    is stored as "cancelled", and the server goes on serving."""
+    from llmlab.model.config import ModelConfig
+    from llmlab.model.folder import save_model_folder
+    from llmlab.model.transformer import Transformer
+    from llmlab.tokenizer.bpe import Tokenizer
+
+    cfg = ModelConfig.from_depth(1, vocab_size=Tokenizer.load(tiny_tokenizer).vocab_size, seq_len=2048, d_model=32,
+                                 n_heads=2)
+    save_model_folder(tmp_path / "long", Transformer(cfg), tiny_tokenizer)
+    store = Store(tmp_path / "serve.sqlite")
+    settings = ServeSettings(max_tokens=2000, rate_limit_per_min=0)
+    with running(create_app({"long": tmp_path / "long"}, settings=settings, store=store)) as url:
+        body = {"model": "long", "messages": CHAT, "max_tokens": 2000, "temperature": 0, "stream": True,
+                "ignore_eos": True}
+        with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=30) as r:
+            first = json.loads(next(r.iter_lines()).removeprefix("data: "))
+        message_id = first["llmlab"]["message_id"]
+        for _ in range(200):  # the server notices the disconnect, frees the row and stores the partial answer
+            if store.message(message_id)["finish_reason"] is not None:
+                break
+            time.sleep(0.05)
+        stored = store.message(message_id)
+        assert stored["finish_reason"] == "cancelled" and json.loads(stored["usage"])["completion_tokens"] < 2000
+        resp = client(url).chat.completions.create(model="long", messages=CHAT, max_tokens=3)
+        assert resp.choices[0].finish_reason in ("stop", "length")
+        assert httpx.get(url + "/health").json()["models"]["long"] == {"active": 0, "waiting": 0}
 
 
 def test_conversation_continues_in_store(server):

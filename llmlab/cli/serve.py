@@ -29,6 +29,7 @@ def serve(
     api_keys: list[str] | None = None,
     insecure_no_keys: bool = False,
     device: str = "cpu",
+    threads: int | None = None,
     settings: ServeSettings = ServeSettings(),
 ) -> None:
     """Serve model folders over HTTP with the OpenAI API (chat completions, completions, models) until Ctrl-C.
@@ -42,12 +43,17 @@ def serve(
             LLMLAB_API_KEYS environment variable, else none (allowed on a loopback host only).
         insecure_no_keys: allow a non-loopback host without API keys (anyone who can reach it may use it).
         device: where the models run (cpu, cuda, cuda:1, ...).
+        threads: torch CPU threads (None: torch's default, one per core). On a machine busy with other work, 1 can be
+            several times faster: threads that wait for each other's time slices stall every small matmul.
         settings: the server's limits.
     """
+    import torch
     import uvicorn
 
     from llmlab.serve.app import create_app
 
+    if threads is not None:
+        torch.set_num_threads(threads)
     folders = parse_models(models)
     if api_keys is None:
         api_keys = [k.strip() for k in os.environ.get("LLMLAB_API_KEYS", "").split(",") if k.strip()]

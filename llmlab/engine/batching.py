@@ -16,7 +16,8 @@ the throughput comes from. Rows are kept packed in 0..n_active-1: a finished row
 (KVCache.move_row), so a decode step always reads a contiguous slice of the cache.
 
 Each request has its own sampling settings, stop ids/strings, token budget and torch.Generator (seeded from its
-seed), so what it produces does not depend on what else is running: greedy output is the same alone or batched (up to
+seed; `sample_rows` draws all rows' tokens in one batched pass), so what it produces does not depend on what else is
+running: greedy output is the same alone or batched (up to
 float rounding of different batch shapes, which does not flip an argmax in practice; tests/test_batching.py checks it).
 Like `generate`, a row stops at a stop id (that token is reported, with finish "stop") or when its budget or the
 context is full; prompts must fit the context (callers truncate or refuse longer ones).
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from llmlab.engine.generate import StopStrings, check_sampling, sample_next
+from llmlab.engine.generate import StopStrings, check_sampling, filter_logits
 from llmlab.errors import LlmlabError
 from llmlab.model.transformer import Transformer
 
@@ -215,10 +216,8 @@ class BatchEngine:
     def _advance(self, rows: list[int], logits: torch.Tensor) -> None:
         """Sample the next token of each of `rows` from its logits (len(rows), V), report it, free finished rows."""
         finished = []
-        for i, row_logits in zip(rows, logits):
+        for i, token in zip(rows, sample_rows(logits, [self._rows[i] for i in rows])):
             row = self._rows[i]
-            req = row.ticket.request
-            token = int(sample_next(row_logits[None], req.temperature, req.top_k, req.top_p, row.generator)[0])
             row.last, row.produced = token, row.produced + 1
             stop = token in row.stop_ids
             stop = row.watch.push(token) or stop  # always pushed: the watch keeps the text's tail
@@ -248,3 +247,29 @@ class BatchEngine:
                 self.cache.move_row(last, i)
                 self._rows[i] = self._rows[last]
             self._rows.pop()
+
+
+@torch.inference_mode()
+def sample_rows(logits: torch.Tensor, rows: list[_Row]) -> list[int]:
+    """One token per row from logits (n, V), each with its own request's settings (as `sample_next` reads them).
+
+    Batched: one argmax for the greedy rows, one temperature / top-k / top-p pass for the others, and an inverse-CDF
+    draw with one uniform number per row from that row's generator (what a row draws depends only on its own seed).
+    """
+    reqs = [row.ticket.request for row in rows]
+    tokens = logits.argmax(dim=-1)  # (n,)
+    hot = [i for i, req in enumerate(reqs) if req.temperature > 0]
+    if hot:
+        V, device = logits.shape[-1], logits.device
+        pick = torch.tensor(hot, device=device)  # (m,)
+        temps = torch.tensor([reqs[i].temperature for i in hot], device=device)[:, None]  # (m, 1)
+        top_k = [min(reqs[i].top_k or V, V) for i in hot]
+        top_p = [reqs[i].top_p or 1.0 for i in hot]
+        x = filter_logits(logits[pick].float() / temps,
+                          torch.tensor(top_k, device=device) if min(top_k) < V else None,
+                          torch.tensor(top_p, device=device) if min(top_p) < 1 else None)  # (m, V)
+        cdf = x.softmax(dim=-1).cumsum(dim=-1)  # (m, V)
+        u = torch.cat([torch.rand(1, generator=rows[i].generator, device=device) for i in hot])  # (m,)
+        drawn = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).clamp_max(V - 1)  # (m, 1)
+        tokens[pick] = drawn[:, 0]
+    return tokens.tolist()

@@ -57,17 +57,30 @@ def sample_next(
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature  # (B, V)
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1): the k-th largest logit of each row
+    logits = filter_logits(logits, top_k if top_k is not None and top_k < logits.shape[-1] else None,
+                           top_p if top_p is not None and top_p < 1 else None)
+    probs = logits.softmax(dim=-1)  # (B, V)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
+
+
+def filter_logits(logits: Tensor, top_k: int | Tensor | None, top_p: float | Tensor | None) -> Tensor:
+    """logits (B, V) with -inf outside each row's top_k most likely tokens, then outside its nucleus (the fewest most
+    likely tokens whose probabilities sum to at least top_p; the most likely is always kept).
+
+    top_k / top_p: one value for every row, or per-row values, LongTensor / FloatTensor (B,) (V and 1.0: no cut).
+    """
+    if top_k is not None:
+        k = torch.as_tensor(top_k, device=logits.device).reshape(-1, 1).expand(logits.shape[0], 1)  # (B, 1)
+        kth = logits.topk(int(k.max()), dim=-1).values.gather(-1, k - 1)  # (B, 1): the k-th largest logit per row
         logits = logits.masked_fill(logits < kth, -torch.inf)
-    if top_p is not None and top_p < 1:
+    if top_p is not None:
+        p = torch.as_tensor(top_p, dtype=logits.dtype, device=logits.device).reshape(-1, 1)  # (B, 1) or (1, 1)
         sorted_logits, order = logits.sort(dim=-1, descending=True)  # (B, V) each
         probs = sorted_logits.softmax(dim=-1)
         mass_before = probs.cumsum(dim=-1) - probs  # (B, V): probability of the more likely tokens
-        sorted_logits = sorted_logits.masked_fill(mass_before >= top_p, -torch.inf)
+        sorted_logits = sorted_logits.masked_fill(mass_before >= p, -torch.inf)
         logits = torch.empty_like(logits).scatter_(-1, order, sorted_logits)  # back to vocabulary order
-    probs = logits.softmax(dim=-1)  # (B, V)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
+    return logits
 
 
 @dataclass(frozen=True)

@@ -159,7 +159,7 @@ class Api:
             prompt, min(max_tokens or default, self.settings.max_tokens),
             temperature=1.0 if req.temperature is None else req.temperature,
             top_k=req.top_k if req.top_k and req.top_k > 0 else None, top_p=req.top_p, seed=req.seed,
-            stop_ids=stop_ids, stop_strings=[x for x in stops if x])
+            stop_ids=set() if req.ignore_eos else stop_ids, stop_strings=[x for x in stops if x])
 
     def start(self, s: Served, req: EngineRequest, deadline: float) -> Generation:
         try:

@@ -6,7 +6,7 @@
     gen.text, gen.finish_reason, gen.completion_tokens
     gen.cancel()                          # client gone: frees the engine row
 
-The engine thread hands events over with loop.call_soon_threadsafe into an asyncio.Queue. Stop ids are counted but
+The engine thread hands events over into an asyncio.Queue per request through a Mailbox (one loop wake-up per batch). Stop ids are counted but
 never shown; text is decoded incrementally (a character split across tokens waits for its last byte), and the end of
 the text that could still be the start of a stop string is held back, so no part of a stop string is ever sent.
 Stop strings are also matched on the decoded text (the engine matches bytes), and the request then ends there.
@@ -15,7 +15,9 @@ Stop strings are also matched on the decoded text (the engine matches bytes), an
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+import weakref
 from collections.abc import AsyncIterator
 
 from llmlab.engine.batching import BatchEngine, Event, Request
@@ -35,8 +37,8 @@ class Generation:
         self._stream = TextStream(tokenizer)
         self._held = ""  # decoded text not yet handed out (it may be the start of a stop string)
         self._events: asyncio.Queue[Event] = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-        self._ticket = engine.submit(request, lambda event: loop.call_soon_threadsafe(self._events.put_nowait, event))
+        mailbox = Mailbox.of(asyncio.get_running_loop())
+        self._ticket = engine.submit(request, lambda event: mailbox.post(self._events, event))
 
     @property
     def done(self) -> bool:
@@ -46,8 +48,8 @@ class Generation:
         self._ticket.cancel()
 
     async def deltas(self) -> AsyncIterator[str]:
-        """New text as it becomes safe to show; ends when the engine finishes the request."""
-        stops = [s for s in self.request.stop_strings if s]
+        """New text as it becomes safe to show; ends when the engine finishes the request. Tokens that arrived while
+        the previous delta was being sent come out as one delta (fewer, larger chunks when the server is busy)."""
         while not self.done:
             try:
                 async with asyncio.timeout(self.deadline - time.monotonic()):
@@ -55,34 +57,74 @@ class Generation:
             except TimeoutError:
                 self.cancel()
                 raise
-            if event.error is not None:
-                raise GenerationFailed(event.error)
-            self.completion_tokens += 1
-            if event.token not in self.request.stop_ids:
-                self._held += self._stream.push(event.token)
-            if event.finish:
-                self._held += self._stream.flush()
-            # The engine watches stop strings on bytes; a stop string can also match decoded text that the bytes do
-            # not (e.g. a U+FFFD standing for invalid bytes), so the text is checked too.
-            hit = any(s in self._held for s in stops)
-            if hit or event.finish:
-                self._held = cut_at_stop(self._held, stops)
-                self.finish_reason = "stop" if hit else event.finish
-                if not event.finish:
-                    self.cancel()
-                delta, self._held = self._held, ""
-            else:
-                keep = _stop_prefix_len(self._held, stops)
-                delta, self._held = self._held[: len(self._held) - keep], self._held[len(self._held) - keep :]
+            delta = self._take(event)
+            while not self.done and not self._events.empty():
+                delta += self._take(self._events.get_nowait())
             if delta:
                 self.text += delta
                 yield delta
+
+    def _take(self, event: Event) -> str:
+        """Apply one engine event; the text it makes safe to show."""
+        if event.error is not None:
+            raise GenerationFailed(event.error)
+        stops = [s for s in self.request.stop_strings if s]
+        self.completion_tokens += 1
+        if event.token not in self.request.stop_ids:
+            self._held += self._stream.push(event.token)
+        if event.finish:
+            self._held += self._stream.flush()
+        # The engine watches stop strings on bytes; a stop string can also match decoded text that the bytes do not
+        # (e.g. a U+FFFD standing for invalid bytes), so the text is checked too.
+        hit = any(s in self._held for s in stops)
+        if hit or event.finish:
+            self._held = cut_at_stop(self._held, stops)
+            self.finish_reason = "stop" if hit else event.finish
+            if not event.finish:
+                self.cancel()
+            delta, self._held = self._held, ""
+            return delta
+        keep = _stop_prefix_len(self._held, stops)
+        delta, self._held = self._held[: len(self._held) - keep], self._held[len(self._held) - keep :]
+        return delta
 
     async def run(self) -> str:
         """The whole text (non-streaming)."""
         async for _ in self.deltas():
             pass
         return self.text
+
+
+class Mailbox:
+    """Hands events from engine threads to one event loop, waking it once per batch rather than once per event (a
+    decode step of 16 rows makes 16 events; each wake-up is a system call and a trip through the loop)."""
+
+    _by_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._pending: list[tuple[asyncio.Queue, Event]] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> Mailbox:
+        if loop not in cls._by_loop:
+            cls._by_loop[loop] = cls(loop)
+        return cls._by_loop[loop]
+
+    def post(self, queue: asyncio.Queue, event: Event) -> None:
+        """From any thread: deliver `event` into `queue` on the loop (RuntimeError once the loop is closed)."""
+        with self._lock:
+            self._pending.append((queue, event))
+            wake = len(self._pending) == 1  # the first since the last delivery schedules one
+        if wake:
+            self._loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for queue, event in pending:
+            queue.put_nowait(event)
 
 
 def _stop_prefix_len(text: str, stops: list[str]) -> int:

@@ -3,8 +3,9 @@
 Requests accepted (see docs of OpenAI's API; /work notes list the fields other servers take):
     POST /v1/chat/completions  model, messages [{role, content: str | [{type: "text", text}]}], max_tokens /
                                max_completion_tokens, temperature (0..2), top_p, top_k (vLLM extra; -1 or 0: off),
-                               stop (str | [str]), n (1 only), seed, stream, stream_options.include_usage, and the
-                               llmlab extension conversation_id (continue a stored conversation)
+                               ignore_eos (vLLM extra: no stop at end-of-turn / EOS), stop (str | [str]), n (1 only),
+                               seed, stream, stream_options.include_usage, and the llmlab extension conversation_id
+                               (continue a stored conversation)
     POST /v1/completions       the same sampling fields, prompt (str | [str] | [int] | [[int]], one prompt), echo
 Fields such as logprobs, presence_penalty or user are accepted and ignored. Errors are
 {"error": {"message", "type", "param", "code"}} with the HTTP status in `ApiError`.
@@ -64,6 +65,7 @@ class _Sampling(_Lenient):
     seed: int | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    ignore_eos: bool = False  # vLLM extra: generate max_tokens tokens whatever the model says (for benchmarks)
 
 
 class ChatRequest(_Sampling):
