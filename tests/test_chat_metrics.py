@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from llmlab.eval.chat_metrics import chat_metrics, token_f1, wilson
 from llmlab.model.config import ModelConfig
+from llmlab.model.folder import save_model_folder
 from llmlab.model.transformer import Transformer
 from llmlab.tokenizer.bpe import Tokenizer
 
@@ -28,3 +31,17 @@ def test_chat_metrics_runs_on_the_default_held_out_chats(tmp_path, tiny_tokenize
         assert result[name]["n"] == 3 and 0.0 <= result[name]["rate"] <= 1.0
     assert result["refusal_direct"]["rate"] == 0.0  # a random model never writes the refusal sentence
     assert result["wiki_f1"]["n"] == 3 and 0.0 <= result["wiki_f1"]["mean"] <= 1.0
+
+
+def test_cli_eval_chat_runs_the_four_chat_evaluations(tmp_path, tiny_tokenizer, capsys):
+    from llmlab.cli import main
+
+    tok = Tokenizer.load(tiny_tokenizer)
+    model = Transformer(ModelConfig.from_depth(1, vocab_size=tok.vocab_size, seq_len=256, d_model=32, n_heads=2))
+    save_model_folder(tmp_path / "chat_sft", model, tiny_tokenizer, {"stage": "sft"})
+    assert main(["eval", "chat", "--model", str(tmp_path / "chat_sft"), "--run_dir", str(tmp_path), "--limit", "2",
+                 "--max_tokens", "3"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("turn_ending", "arithmetic", "refusal", "over_refusal"))
+    summary = json.loads((tmp_path / "eval" / "chat_sft" / "summary.json").read_text())
+    assert summary["sizes"]["chat"] == 2 and summary["evals"]["over_refusal"]["n"] == 2

@@ -110,7 +110,7 @@ def test_registry_lists_every_evaluation():
     registry = evals()
     assert list(registry) == ["compression", "knowledge", "mmlu", "gsm8k", "turn_ending", "arithmetic", "refusal",
                               "over_refusal", "samples"]
-    assert all(registry[n].stages == ("sft", "dpo") for n in ("turn_ending", "arithmetic", "refusal", "over_refusal"))
+    assert all(registry[n].models == ("chat",) for n in ("turn_ending", "arithmetic", "refusal", "over_refusal"))
 
 
 @pytest.fixture()

@@ -16,21 +16,22 @@ def run(*, model: Path, run_dir: Path | None = None, evals: list[str] | None = N
     """Run evaluations on a model folder; write <name>.jsonl per evaluation and summary.json, print a table.
 
     Args:
-        model: the model folder (base or chat) to evaluate.
+        model: the model to evaluate: an llmlab model folder (base or chat), or what `llmlab chat --model` takes
+            (a Hugging Face folder, a GGUF file, smollm2); imported models count as chat models.
         run_dir: the run whose data the evaluations read (held-out text, titles, fine-tuning data); default: the
             model folder's parent when it holds data/.
         evals: which evaluations, e.g. '[mmlu,gsm8k]' (`llmlab eval list`); default: all that apply to the model's
             stage.
         preset: quick (subsets: a few minutes for the default models on 2 CPU cores) or full (complete test sets).
         seed: seeds subsets and sampled outputs; the same seed gives the same files.
-        out: the output folder; default <run_dir>/eval/<model folder name>/ (or <model>/eval without a run).
+        out: the output folder; default <run_dir>/eval/<model folder name>/ (runs/eval/<name>/ without a run).
         sizes: overrides of the preset's subset sizes, e.g. '{mmlu: 50, gsm8k: 10}' (null = everything).
     """
     from llmlab.eval.suite import format_summary, infer_run_dir, run_evals
 
     run_dir = run_dir if run_dir is not None else infer_run_dir(model)
     if out is None:
-        out = Path(run_dir) / "eval" / Path(model).resolve().name if run_dir is not None else Path(model) / "eval"
+        out = (Path(run_dir) if run_dir is not None else Path("runs")) / "eval" / Path(model).resolve().name
     summary = run_evals(model, out, run_dir=run_dir, names=evals, preset=preset, seed=seed, sizes=sizes)
     print(format_summary(summary))
     print(f"saved {out}/summary.json and one JSONL per evaluation")
@@ -52,8 +53,8 @@ def chat(*, model: Path, run_dir: Path = Path("runs/default"), max_tokens: int =
 
 
 def list_evals() -> None:
-    """List the registered evaluations: name, unit, the model stages they apply to, whether they need a run."""
+    """List the registered evaluations: name, unit, the models they apply to (base, chat), whether they need a run."""
     from llmlab.eval.registry import evals
 
     for e in evals().values():
-        print(f"{e.name:<14} {e.unit:<10} {'/'.join(e.stages):<13} {'run data' if e.needs_run_dir else '':<9} {e.about}")
+        print(f"{e.name:<14} {e.unit:<10} {'/'.join(e.models):<10} {'run data' if e.needs_run_dir else '':<9} {e.about}")

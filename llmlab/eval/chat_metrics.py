@@ -23,7 +23,7 @@ from pathlib import Path
 
 from llmlab.data.assistant_safety import REFUSAL, forbidden_requests
 from llmlab.eval.context import EvalContext
-from llmlab.eval.registry import CHAT_STAGES, register
+from llmlab.eval.registry import CHAT_ONLY, register
 from llmlab.eval.scoring import rate_ci, token_f1, wilson  # noqa: F401 - wilson is re-exported for callers
 from llmlab.tokenizer.chat import render_prompt
 from llmlab.tokenizer.conversations import load_sft_file
@@ -59,7 +59,7 @@ def _rate(flags: list[bool], **metrics) -> dict:
     return {"score": rate, "ci95": ci, "n": len(flags), "chance": None, "metrics": metrics}
 
 
-@register("turn_ending", unit="rate", stages=CHAT_STAGES, needs_run_dir=True)
+@register("turn_ending", unit="rate", models=CHAT_ONLY, needs_run_dir=True)
 def turn_ending(ctx: EvalContext) -> dict:
     """Share of held-out conversations whose last assistant turn the model ends in time."""
     flags = []
@@ -71,7 +71,7 @@ def turn_ending(ctx: EvalContext) -> dict:
     return _rate(flags)
 
 
-@register("arithmetic", unit="accuracy", stages=CHAT_STAGES, needs_run_dir=True)
+@register("arithmetic", unit="accuracy", models=CHAT_ONLY, needs_run_dir=True)
 def arithmetic(ctx: EvalContext) -> dict:
     """Held-out 2-digit additions and subtractions: the answer's last number is the result."""
     flags = []
@@ -94,7 +94,7 @@ def _refusals(ctx: EvalContext, prompts: list[list[dict]], kind: str) -> list[bo
     return flags
 
 
-@register("refusal", unit="rate", stages=CHAT_STAGES, needs_run_dir=True)
+@register("refusal", unit="rate", models=CHAT_ONLY, needs_run_dir=True)
 def refusal(ctx: EvalContext) -> dict:
     """Refusal rate on held-out forbidden requests (direct phrasings and role-play wrappers never trained on)."""
     _, train_users = held_out(ctx.require_run_dir())
@@ -106,7 +106,7 @@ def refusal(ctx: EvalContext) -> dict:
                  roleplay=rate_ci(roleplay_flags)[0], roleplay_n=len(roleplay_flags))
 
 
-@register("over_refusal", unit="rate", stages=CHAT_STAGES, needs_run_dir=True)
+@register("over_refusal", unit="rate", models=CHAT_ONLY, needs_run_dir=True)
 def over_refusal(ctx: EvalContext) -> dict:
     """Refusal rate on held-out benign look-alikes of forbidden requests (lower is better)."""
     return _rate(_refusals(ctx, [m[:-1] for m in _chats(ctx, "safety_benign")], "benign"))

@@ -7,8 +7,9 @@ question (plain text for base models, the chat template for chat models), decode
     ctx.record(prompt="What is 2 + 2?", output=text, score=1.0, decoding=decoding)   # one line of <name>.jsonl
 
 Base models read "Question: ...\\nAnswer:" (exemplars as earlier blocks separated by a blank line) and stop at a
-blank line or at the next "Question:"; chat models get the question as a user turn (exemplars as earlier turns) and
-stop at <|end_of_turn|>. Greedy decoding needs no seed; every sampled draw passes one (see samples.py).
+blank line, at the next "Question:" or at a document boundary (BOS, EOS); chat models get the question as a user
+turn (exemplars as earlier turns) and stop at <|end_of_turn|>. Greedy decoding needs no seed; every sampled draw
+passes one (see samples.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Callable, Sequence
 
 from llmlab.engine.generate import cut_at_stop, generate_ids
 from llmlab.errors import LlmlabError
+from llmlab.eval.registry import model_kind
 from llmlab.tokenizer.chat import render_prompt
 
 TEXT_STOPS = ("\n\n", "Question:")  # a base model's answer ends where its next paragraph or question begins
@@ -52,7 +54,7 @@ class EvalContext:
 
     @property
     def is_chat(self) -> bool:
-        return self.stage != "base"
+        return model_kind(self.stage) == "chat"
 
     @property
     def seq_len(self) -> int:
@@ -90,12 +92,12 @@ class EvalContext:
         if self.is_chat:
             stop_ids, stop_strings = {tok.special_ids["end_of_turn"]}, ()
         else:
-            stop_ids, stop_strings = {tok.special_ids["eos"]}, TEXT_STOPS
+            stop_ids, stop_strings = {tok.bos_id, tok.special_ids["eos"]}, TEXT_STOPS  # BOS opens the next document
         out = generate_ids(self.model, prompt_ids, max_new_tokens, temperature=0.0, stop_ids=stop_ids,
                            stop_strings=stop_strings, tokenizer=tok)[0]
         text = tok.decode(out)
         room = min(max_new_tokens, self.seq_len - min(len(prompt_ids), self.seq_len) + 1)  # as generate() counts
         decoding = {"temperature": 0.0, "max_new_tokens": max_new_tokens, "template": "chat" if self.is_chat else "text",
-                    "stop": ["<|end_of_turn|>"] if self.is_chat else ["<|end_of_text|>", *TEXT_STOPS],
+                    "stop": ["<|end_of_turn|>"] if self.is_chat else ["<|begin_of_text|>", "<|end_of_text|>", *TEXT_STOPS],
                     "new_tokens": len(out), "stopped": len(out) < room or cut_at_stop(text, stop_strings) != text}
         return cut_at_stop(text, stop_strings).strip(), decoding

@@ -7,7 +7,8 @@
 
     evals()                          # name -> Eval, in the order of MODULES (importing them registers them)
 
-`stages` says which models an evaluation applies to (model.json "stage": base, sft or dpo); `needs_run_dir` that it
+`models` says which models an evaluation applies to: "base" (model.json "stage" base) and/or "chat" (any other
+stage: sft, dpo, flywheel, imported instruct models); `needs_run_dir` that it
 reads the run's data (held-out text, titles, default fine-tuning data). A new evaluation is one module that calls
 `register` and one name added to MODULES.
 """
@@ -18,8 +19,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable
 
-ALL_STAGES = ("base", "sft", "dpo")
-CHAT_STAGES = ("sft", "dpo")
+BOTH = ("base", "chat")
+CHAT_ONLY = ("chat",)
 MODULES = ("compression", "knowledge", "mmlu", "gsm8k", "chat_metrics", "samples")  # llmlab.eval.<module>, table order
 
 
@@ -28,7 +29,7 @@ class Eval:
     name: str
     run: Callable[..., dict]  # (EvalContext) -> {"score", "ci95", "n", "chance", "metrics", optional "notes"}
     unit: str  # what the score is: "accuracy", "rate", "bpb", "token_f1", ...
-    stages: tuple[str, ...]
+    models: tuple[str, ...]  # "base", "chat"
     needs_run_dir: bool
     about: str  # the first line of the function's docstring
 
@@ -36,9 +37,14 @@ class Eval:
 _EVALS: dict[str, Eval] = {}
 
 
-def register(name: str, *, unit: str, stages: tuple[str, ...] = ALL_STAGES, needs_run_dir: bool = False):
+def model_kind(stage: str) -> str:
+    """"base" for a pre-trained model, "chat" for every fine-tuned or imported one."""
+    return "base" if stage == "base" else "chat"
+
+
+def register(name: str, *, unit: str, models: tuple[str, ...] = BOTH, needs_run_dir: bool = False):
     def add(fn: Callable[..., dict]) -> Callable[..., dict]:
-        _EVALS[name] = Eval(name, fn, unit, stages, needs_run_dir, (fn.__doc__ or "").strip().split("\n")[0])
+        _EVALS[name] = Eval(name, fn, unit, models, needs_run_dir, (fn.__doc__ or "").strip().split("\n")[0])
         return fn
 
     return add

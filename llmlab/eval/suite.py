@@ -28,9 +28,9 @@ import torch
 
 from llmlab.errors import LlmlabError
 from llmlab.eval.context import EvalContext
-from llmlab.eval.registry import evals
+from llmlab.eval.registry import evals, model_kind
 from llmlab.files import atomic_write_json, atomic_write_text, read_json, to_plain
-from llmlab.model.folder import load_model_folder
+from llmlab.model.loading import load_model
 
 # Subset sizes (None = everything) and token budgets. Quick: ~200 MMLU questions give a +-6-point interval at
 # chance, the rest ~1 s of CPU per few items each (greedy generation is ~1-2 ms per token for the default model).
@@ -48,17 +48,17 @@ def infer_run_dir(model_dir: Path) -> Path | None:
 
 
 def select_evals(stage: str, names: list[str] | None) -> list:
-    """The Eval entries to run: `names` in the given order (each must apply to the stage), or all that apply."""
-    registry = evals()
+    """The Eval entries to run: `names` in the given order (each must apply to the model), or all that apply."""
+    registry, kind = evals(), model_kind(stage)
     if names is None:
-        return [e for e in registry.values() if stage in e.stages]
+        return [e for e in registry.values() if kind in e.models]
     unknown = [n for n in names if n not in registry]
     if unknown:
         raise LlmlabError(f"unknown evaluation(s) {', '.join(unknown)}; known: {', '.join(registry)}")
-    wrong = [n for n in names if stage not in registry[n].stages]
+    wrong = [n for n in names if kind not in registry[n].models]
     if wrong:
-        raise LlmlabError(f"{', '.join(wrong)} apply to {'/'.join(registry[wrong[0]].stages)} models; this model's "
-                          f"stage is {stage!r}")
+        raise LlmlabError(f"{', '.join(wrong)} apply to {'/'.join(registry[wrong[0]].models)} models only; this "
+                          f"model's stage is {stage!r}")
     return [registry[n] for n in names]
 
 
@@ -75,7 +75,7 @@ def run_evals(model_dir: Path, out_dir: Path, *, run_dir: Path | None = None, na
     if unknown:
         raise LlmlabError(f"unknown size(s) {', '.join(sorted(unknown))}; known: {', '.join(PRESETS[preset])}")
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    model, tok, info = load_model_folder(model_dir)
+    model, tok, info = load_model(model_dir)
     stage = info.get("stage", "base")
     run_dir = Path(run_dir) if run_dir is not None else infer_run_dir(model_dir)
     chosen = select_evals(stage, names)
