@@ -106,9 +106,8 @@ def test_generate_until_stops_at_the_until_strings(tiny):
     prompt = [tok.bos_id, *tok.encode("The river")]
     full = tok.decode(generate_ids(model, prompt, 12, temperature=0.0)[0])
     stop = full[len(full) // 2 : len(full) // 2 + 1] if full.strip() else "\n"
-    [plain, cut] = lm.generate_until(
-        requests("generate_until", [("The river", {"max_gen_toks": 12}), ("The river", {"until": [stop], "max_gen_toks": 12})])
-    )
+    gen_kwargs = [{"max_gen_toks": 12}, {"until": [stop], "max_gen_toks": 12}]
+    [plain, cut] = lm.generate_until(requests("generate_until", [("The river", kw) for kw in gen_kwargs]))
     assert plain == full
     assert cut == full[: full.index(stop)] and stop not in cut
 
