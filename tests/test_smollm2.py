@@ -81,3 +81,21 @@ def test_exports_to_hf_with_the_same_logits(smollm2, tmp_path):
     ids = torch.tensor([render_prompt(tok, QUESTION)])
     with torch.no_grad():
         assert (model(ids)[0] - hf(ids).logits).abs().max() < 1e-4
+
+
+def test_exports_to_gguf_and_back(smollm2, tmp_path):
+    import gguf
+
+    from llmlab.model.gguf_format import read_gguf, write_gguf
+
+    model, tok, _ = smollm2
+    write_gguf(model, tok, tmp_path / "smollm2-f16.gguf", "f16")
+    reader = gguf.GGUFReader(tmp_path / "smollm2-f16.gguf")
+    assert reader.fields["tokenizer.ggml.pre"].contents() == "smollm"  # llama.cpp's name for SmolLM2's pre-tokenizer
+    again, files, _ = read_gguf(tmp_path / "smollm2-f16.gguf")
+    original = gguf.GGUFReader(smollm2_path())
+    for key in ("tokens", "merges", "token_type", "bos_token_id", "eos_token_id"):
+        assert reader.fields[f"tokenizer.ggml.{key}"].contents() == original.fields[f"tokenizer.ggml.{key}"].contents()
+    ids = torch.tensor([render_prompt(tok, QUESTION)])
+    with torch.no_grad():
+        assert (again(ids)[0] - model(ids)[0]).abs().max() < 0.1  # F16 rounding of every matrix

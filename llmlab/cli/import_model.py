@@ -24,7 +24,7 @@ def import_model(source: str, *, out: Path) -> None:
     from llmlab.model.loading import load_model
 
     model, tok, info = load_model(source)
-    meta = {k: v for k, v in info.items() if k not in ("model", "format")}
+    meta = {k: v for k, v in info.items() if k not in ("model", "format", "weights")}
     save_model_folder(Path(out), model, tok.folder, meta)
     cfg = model.cfg
     print(f"imported {source} -> {out}: {cfg.depth} layers, d_model {cfg.d_model}, {cfg.n_heads}/{cfg.n_kv_heads} "

@@ -24,7 +24,7 @@ import torch
 from llmlab.errors import LlmlabError
 from llmlab.files import atomic_path
 from llmlab.model.config import ModelConfig
-from llmlab.model.hf_format import load_renamed, rename, unsupported_features
+from llmlab.model.hf_format import empty_model, load_renamed, rename, unsupported_features
 from llmlab.model.transformer import Transformer
 from llmlab.tokenizer.bpe import LLAMA3_PAT
 
@@ -122,7 +122,7 @@ def read_gguf(path: Path) -> tuple[Transformer, dict[str, str], dict]:
             key = rename(f"blocks.{i}.{suffix}", 1)
             if key in foreign:
                 foreign[key] = _unpermute(foreign[key], heads)
-    model = Transformer(cfg)
+    model = empty_model(cfg)
     load_renamed(model, foreign, 1, path)
     info = {"format": "gguf", "file_type": int(_field(reader, "general.file_type", -1, path=path)),
             "name": _field(reader, "general.name", "", path=path)}

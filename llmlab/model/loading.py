@@ -8,8 +8,8 @@
 
 The model is an llmlab `Transformer` in float32, in eval mode on `device`; `tok` an llmlab `Tokenizer` (its own
 tokenizer, or the imported one with its chat format). `info` is model.json's contents for llmlab folders, else
-{"format": "hf" | "gguf", "source": ..., "model": config dict, "stage": "imported", "weights": file}: `weights` names
-the file whose hash identifies the start weights (fine-tuning fingerprints it).
+{"format": "hf" | "gguf", "source": ..., "model": config dict, "stage": "imported"}; both with "weights": the file
+whose hash identifies the weights (fine-tuning fingerprints its start model with it).
 
 Imported tokenizers are written as tokenizer files to a cache folder ($LLMLAB_CACHE, default ~/.cache/llmlab), named
 by the hash of their content, so a model saved after fine-tuning copies just the tokenizer, not the source folder.
@@ -96,7 +96,8 @@ def load_model(spec: str | Path, device: str | torch.device = "cpu") -> tuple[Tr
 
     kind, path = resolve(spec)
     if kind == "llmlab":
-        return load_model_folder(path, device)
+        model, tok, info = load_model_folder(path, device)
+        return model, tok, {**info, "weights": str(path / "model.safetensors")}
     if kind == "gguf":
         from llmlab.model.gguf_format import read_gguf
 
@@ -110,7 +111,8 @@ def load_model(spec: str | Path, device: str | torch.device = "cpu") -> tuple[Tr
         if "tokenizer.json" not in files:
             raise LlmlabError(f"{path}: no tokenizer.json (llmlab needs the model's tokenizer next to its weights)")
         tok = Tokenizer.load(cached_tokenizer(files))
-        weights = path / "config.json"
+        index = path / "model.safetensors.index.json"
+        weights = index if index.exists() else path / "model.safetensors"
     if model.cfg.vocab_size < tok.vocab_size:
         raise LlmlabError(f"{path}: the tokenizer has {tok.vocab_size} tokens but the weights only "
                           f"{model.cfg.vocab_size} embedding rows: tokenizer and weights do not belong together")

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmlab.errors import LlmlabError
+from llmlab.files import file_sha256
 from llmlab.model.folder import save_model_folder
+from llmlab.model.loading import load_model
 from llmlab.model.lora import add_lora, merge_lora
 from llmlab.train.default_data import default_data_files
 from llmlab.train.distributed import Dist
@@ -71,6 +73,14 @@ def data_files(run_dir: Path, cfg: FinetuneConfig, d: Dist, kind: str) -> dict[s
         return {"train": list(cfg.train_files), "val": list(cfg.val_files)}
     defaults = default_data_files(run_dir, d)
     return {"train": [defaults[f"{kind}_train"]], "val": [defaults[f"{kind}_val"]]}
+
+
+def load_start(spec: str | Path, device) -> tuple:
+    """(model, tokenizer, sha256 of its weights file) of the model a stage starts from: an llmlab model folder, a
+    Hugging Face folder, a GGUF file, hf:org/name or smollm2 (see llmlab.model.loading). The hash identifies the
+    start weights in the run's settings fingerprint."""
+    model, tok, info = load_model(spec, device)
+    return model, tok, file_sha256(info["weights"])
 
 
 def check_batch(cfg: FinetuneConfig, d: Dist) -> None:
