@@ -41,7 +41,8 @@ class FixedModel(nn.Module):
 
 def tiny_model(tok: Tokenizer, seq_len: int = 64) -> Transformer:
     torch.manual_seed(0)
-    return Transformer(ModelConfig.from_depth(1, vocab_size=tok.vocab_size, seq_len=seq_len, d_model=32, n_heads=2)).eval()
+    cfg = ModelConfig.from_depth(1, vocab_size=tok.vocab_size, seq_len=seq_len, d_model=32, n_heads=2)
+    return Transformer(cfg).eval()
 
 
 def test_the_multiple_choice_scorer_picks_the_highest_log_likelihood():
@@ -101,7 +102,8 @@ def test_mmlu_prompt_keeps_only_the_exemplars_that_fit(tiny_tokenizer):
     rows = [{"question": f"Q{i}?", "answer_a": "x", "answer_b": "y", "answer_c": "z", "answer_d": "w",
              "correct_answer": "B", "topic": "t"} for i in range(6)]
     ids, used = mmlu_prompt(tok, rows, 0, [1, 2, 3, 4, 5], max_len=10_000)
-    assert used == 5 and tok.decode(ids).count("Answer: B") == 5 and tok.decode(ids).endswith("Q0?\nA. x\nB. y\nC. z\nD. w\nAnswer:")
+    text = tok.decode(ids)
+    assert used == 5 and text.count("Answer: B") == 5 and text.endswith("Q0?\nA. x\nB. y\nC. z\nD. w\nAnswer:")
     one_shot = len(mmlu_prompt(tok, rows, 0, [1], max_len=10_000)[0])
     assert mmlu_prompt(tok, rows, 0, [1, 2, 3, 4, 5], max_len=one_shot)[1] == 1
 

@@ -49,7 +49,8 @@ def chat(*, model: Path, run_dir: Path = Path("runs/default"), max_tokens: int =
     """
     from llmlab.eval.chat_metrics import CHAT_EVALS
 
-    run(model=model, run_dir=run_dir, evals=list(CHAT_EVALS), preset="full", sizes={"chat": limit, "chat_max_tokens": max_tokens})
+    run(model=model, run_dir=run_dir, evals=list(CHAT_EVALS), preset="full",
+        sizes={"chat": limit, "chat_max_tokens": max_tokens})
 
 
 def list_evals() -> None:
@@ -57,4 +58,5 @@ def list_evals() -> None:
     from llmlab.eval.registry import evals
 
     for e in evals().values():
-        print(f"{e.name:<14} {e.unit:<10} {'/'.join(e.models):<10} {'run data' if e.needs_run_dir else '':<9} {e.about}")
+        needs = "run data" if e.needs_run_dir else ""
+        print(f"{e.name:<14} {e.unit:<10} {'/'.join(e.models):<10} {needs:<9} {e.about}")

@@ -20,6 +20,7 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 from llmlab.data.assistant_safety import REFUSAL, forbidden_requests
 from llmlab.eval.context import EvalContext
@@ -40,14 +41,16 @@ def held_out(run_dir: Path) -> tuple[list[dict], frozenset[str]]:
     files = default_data_files(run_dir)
     with open(files["sft_val"], encoding="utf-8") as f:
         val = [json.loads(line) for line in f]
-    train_users = {m["content"] for r in load_sft_file(files["sft_train"])[0] for m in r["messages"] if m["role"] == "user"}
+    train = load_sft_file(files["sft_train"])[0]
+    train_users = {m["content"] for r in train for m in r["messages"] if m["role"] == "user"}
     return val, frozenset(train_users)
 
 
-def _chats(ctx: EvalContext, source: str | None) -> list[list[dict]]:
-    """Held-out conversations (all, or of one source), at most ctx.size("chat")."""
+def _chats(ctx: EvalContext, source: str | None, keep: Callable[[list[dict]], bool] = bool) -> list[list[dict]]:
+    """Held-out conversations (all, or of one source) that `keep` accepts, at most ctx.size("chat")."""
     val, _ = held_out(ctx.require_run_dir())
-    return [row["messages"] for row in val if source in (None, row["source"])][: ctx.size("chat")]
+    chats = [row["messages"] for row in val if source in (None, row["source"]) and keep(row["messages"])]
+    return chats[: ctx.size("chat")]
 
 
 def _answer(ctx: EvalContext, messages: list[dict]) -> tuple[str, dict]:
@@ -75,7 +78,7 @@ def turn_ending(ctx: EvalContext) -> dict:
 def arithmetic(ctx: EvalContext) -> dict:
     """Held-out 2-digit additions and subtractions: the answer's last number is the result."""
     flags = []
-    for messages in [m for m in _chats(ctx, "arithmetic") if _SUM.match(m[-2]["content"])]:
+    for messages in _chats(ctx, "arithmetic", lambda m: bool(_SUM.match(m[-2]["content"]))):
         a, op, b = _SUM.match(messages[-2]["content"]).groups()
         target = int(a) + int(b) if op == "+" else int(a) - int(b)
         output, decoding = _answer(ctx, messages[:-1])

@@ -72,12 +72,14 @@ class EvalContext:
     def record(self, **item) -> None:
         self.items.append({**item, "seed": self.seed})
 
-    def question_prompt(self, question: str, shots: Sequence[tuple[str, str]] = (), reserve: int = 0) -> tuple[list[int], int]:
+    def question_prompt(self, question: str, shots: Sequence[tuple[str, str]] = (),
+                        reserve: int = 0) -> tuple[list[int], int]:
         """(prompt ids, exemplars used): as many of `shots` (question, answer) as leave `reserve` tokens of context."""
         tok = self.tok
         if self.is_chat:
             def build(k: int) -> list[int]:
-                turns = [m for q, a in shots[:k] for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
+                turns = [{"role": role, "content": text}
+                         for pair in shots[:k] for role, text in zip(("user", "assistant"), pair)]
                 return render_prompt(tok, [*turns, {"role": "user", "content": question}])
         else:
             def build(k: int) -> list[int]:
@@ -97,7 +99,8 @@ class EvalContext:
                            stop_strings=stop_strings, tokenizer=tok)[0]
         text = tok.decode(out)
         room = min(max_new_tokens, self.seq_len - min(len(prompt_ids), self.seq_len) + 1)  # as generate() counts
-        decoding = {"temperature": 0.0, "max_new_tokens": max_new_tokens, "template": "chat" if self.is_chat else "text",
-                    "stop": ["<|end_of_turn|>"] if self.is_chat else ["<|begin_of_text|>", "<|end_of_text|>", *TEXT_STOPS],
+        stops = ["<|end_of_turn|>"] if self.is_chat else ["<|begin_of_text|>", "<|end_of_text|>", *TEXT_STOPS]
+        decoding = {"temperature": 0.0, "max_new_tokens": max_new_tokens, "stop": stops,
+                    "template": "chat" if self.is_chat else "text",
                     "new_tokens": len(out), "stopped": len(out) < room or cut_at_stop(text, stop_strings) != text}
         return cut_at_stop(text, stop_strings).strip(), decoding

@@ -55,7 +55,9 @@ def run(ctx: EvalContext) -> dict:
     """GSM8K test accuracy: greedy answer, exact match of the final number."""
     rows = load_gsm8k()
     n = ctx.size("gsm8k")
-    picked = sorted(random.Random(f"{ctx.seed}-gsm8k").sample(range(len(rows)), n)) if n and n < len(rows) else range(len(rows))
+    picked = range(len(rows))
+    if n is not None and n < len(rows):
+        picked = sorted(random.Random(f"{ctx.seed}-gsm8k").sample(picked, n))
     max_new = min(MAX_NEW_TOKENS, ctx.size("gsm8k_max_tokens") or MAX_NEW_TOKENS)
     correct, shots_used = [], []
     for i in picked:

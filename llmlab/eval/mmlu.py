@@ -46,7 +46,7 @@ def load_mmlu() -> list[dict]:
 
 
 def stratified_sample(rows: list[dict], n: int | None, seed: int) -> list[int]:
-    """Indices of n rows: each subject's rows shuffled (seeded), then taken one per subject in turn; all if n is None."""
+    """Indices of n rows: each subject's rows shuffled (seeded), then one per subject in turn; all if n is None."""
     if n is None or n >= len(rows):
         return list(range(len(rows)))
     by_subject: dict[str, list[int]] = defaultdict(list)

@@ -3,7 +3,8 @@
     llmlab eval run --model runs/x/base --evals '[samples]'
 
 Base models continue document openings, sampled (temperature 0.8, top-k 50: greedy decoding of a small base model
-loops), up to the end of the document (BOS or EOS); each prompt's draw is seeded with seed + its index, so a seed gives the same text. Chat models answer a few
+loops), up to the end of the document (BOS or EOS); each prompt's draw is seeded with seed + its index, so a seed
+gives the same text. Chat models answer a few
 questions through the chat template, greedily (what the other chat evaluations see). The score is the mean number
 of new tokens per sample (a sanity figure, not a quality one).
 """
@@ -31,8 +32,9 @@ def run(ctx: EvalContext) -> dict:
             new_tokens = decoding["new_tokens"]
         else:
             seed = ctx.seed + index
+            ends = {ctx.tok.bos_id, ctx.tok.special_ids["eos"]}
             out = generate_ids(ctx.model, [ctx.tok.bos_id, *ctx.tok.encode(prompt)], MAX_NEW_TOKENS,
-                               temperature=TEMPERATURE, top_k=TOP_K, seed=seed, stop_ids={ctx.tok.bos_id, ctx.tok.special_ids["eos"]})[0]
+                               temperature=TEMPERATURE, top_k=TOP_K, seed=seed, stop_ids=ends)[0]
             output, new_tokens = ctx.tok.decode(out), len(out)
             decoding = {"temperature": TEMPERATURE, "top_k": TOP_K, "seed": seed, "max_new_tokens": MAX_NEW_TOKENS,
                         "template": "text", "new_tokens": new_tokens}

@@ -36,7 +36,8 @@ from llmlab.model.loading import load_model
 # chance, the rest ~1 s of CPU per few items each (greedy generation is ~1-2 ms per token for the default model).
 PRESETS: dict[str, dict[str, int | None]] = {
     "quick": {"mmlu": 200, "gsm8k": 30, "knowledge": 40, "chat": 25, "chat_max_tokens": None, "gsm8k_max_tokens": 96},
-    "full": {"mmlu": None, "gsm8k": None, "knowledge": None, "chat": None, "chat_max_tokens": None, "gsm8k_max_tokens": None},
+    "full": {"mmlu": None, "gsm8k": None, "knowledge": None, "chat": None, "chat_max_tokens": None,
+             "gsm8k_max_tokens": None},
 }
 RESULT_KEYS = {"score", "ci95", "n", "chance", "metrics"}
 
@@ -112,5 +113,6 @@ def format_summary(summary: dict) -> str:
     for name, r in summary["evals"].items():
         ci = f"{r['ci95'][0]:.3f}-{r['ci95'][1]:.3f}" if r["ci95"] else "-"
         chance = f"{r['chance']:.3f}" if r["chance"] is not None else "-"
-        lines.append(f"  {name:<14} {r['score']:>8.3f} {ci:>17} {r['n']:>6} {chance:>7} {r['unit']:>9} {r['seconds']:>7.1f}")
+        lines.append(f"  {name:<14} {r['score']:>8.3f} {ci:>17} {r['n']:>6} {chance:>7} {r['unit']:>9} "
+                     f"{r['seconds']:>7.1f}")
     return "\n".join(lines)
