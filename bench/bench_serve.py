@@ -110,6 +110,7 @@ async def chat(client: httpx.AsyncClient, url: str, name: str, messages: list[di
 async def throughput(url: str, name: str, levels: list[int], per_level: int, max_tokens: int) -> dict[int, float]:
     data = prompts()
     out = {}
+    print(f"load average before: {os.getloadavg()[0]:.1f} (on {os.cpu_count()} cores)", flush=True)
     async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=64)) as client:
         await chat(client, url, name, data[0], 8, True, 0)  # warm-up
 
@@ -133,6 +134,7 @@ async def throughput(url: str, name: str, levels: list[int], per_level: int, max
 
 async def load(url: str, name: str, n_requests: int, concurrency: int, max_tokens: int) -> dict:
     data = prompts()
+    print(f"load average before: {os.getloadavg()[0]:.1f} (on {os.cpu_count()} cores)", flush=True)
     statuses: dict[str, int] = {}
     latencies, tokens = [], 0
     todo = iter(range(n_requests))
@@ -170,7 +172,7 @@ def main() -> None:
     p.add_argument("--url", default=None, help="an already running server (then --model is not started)")
     p.add_argument("--name", default="bench", help="the model's served name")
     p.add_argument("--levels", default="1,4,16", help="throughput: concurrency levels")
-    p.add_argument("--per_level", type=int, default=32, help="throughput: requests per concurrency level")
+    p.add_argument("--per_level", type=int, default=64, help="throughput: requests per concurrency level")
     p.add_argument("--requests", type=int, default=1000, help="load: number of requests")
     p.add_argument("--concurrency", type=int, default=32, help="load: concurrent clients")
     p.add_argument("--max_tokens", type=int, default=None, help="tokens per answer (default 64 / load 32)")

@@ -207,9 +207,9 @@ def test_cancel_frees_row_and_failing_callback_is_dropped(engine):
 def test_busy_and_shutdown():
     eng = BatchEngine(Transformer(VARIANTS["rope_gqa"]), max_batch=1, max_waiting=2)
     events = queue.Queue()
-    for _ in range(2):
+    for _ in range(3):  # one for the free row, two waiting
         eng.submit(Request([1, 2], 4), events.put)
-    with pytest.raises(EngineBusy, match="waiting"):
+    with pytest.raises(EngineBusy, match="rows are busy"):
         eng.submit(Request([1, 2], 4), events.put)
     eng.start()
     eng.stop()

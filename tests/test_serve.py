@@ -185,9 +185,9 @@ def test_malformed_json_and_client_exceptions(server):
     assert httpx.get(url + "/health").json()["status"] == "ok"
 
 
-def test_disconnect_mid_stream_is_stored_and_server_goes_on(tiny_tokenizer, tmp_path):
-    """A client that leaves after the first chunk: its row is freed long before its 2,000 tokens, the partial answer
-    is stored as "cancelled", and the server goes on serving."""
+@pytest.fixture(scope="module")
+def long_model(tmp_path_factory, tiny_tokenizer) -> Path:
+    """A tiny model with a 2,048-token context: answers of 2,000 tokens (ignore_eos) take a while to generate."""
     from llmlab.model.config import ModelConfig
     from llmlab.model.folder import save_model_folder
     from llmlab.model.transformer import Transformer
@@ -195,12 +195,21 @@ def test_disconnect_mid_stream_is_stored_and_server_goes_on(tiny_tokenizer, tmp_
 
     cfg = ModelConfig.from_depth(1, vocab_size=Tokenizer.load(tiny_tokenizer).vocab_size, seq_len=2048, d_model=32,
                                  n_heads=2)
-    save_model_folder(tmp_path / "long", Transformer(cfg), tiny_tokenizer)
+    folder = tmp_path_factory.mktemp("long") / "long"
+    save_model_folder(folder, Transformer(cfg), tiny_tokenizer)
+    return folder
+
+
+LONG = {"model": "long", "messages": CHAT, "max_tokens": 2000, "temperature": 0, "ignore_eos": True}
+
+
+def test_disconnect_mid_stream_is_stored_and_server_goes_on(long_model, tmp_path):
+    """A client that leaves after the first chunk: its row is freed long before its 2,000 tokens, the partial answer
+    is stored as "cancelled", and the server goes on serving."""
     store = Store(tmp_path / "serve.sqlite")
     settings = ServeSettings(max_tokens=2000, rate_limit_per_min=0)
-    with running(create_app({"long": tmp_path / "long"}, settings=settings, store=store)) as url:
-        body = {"model": "long", "messages": CHAT, "max_tokens": 2000, "temperature": 0, "stream": True,
-                "ignore_eos": True}
+    with running(create_app({"long": long_model}, settings=settings, store=store)) as url:
+        body = {**LONG, "stream": True}
         with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=30) as r:
             first = json.loads(next(r.iter_lines()).removeprefix("data: "))
         message_id = first["llmlab"]["message_id"]
@@ -252,3 +261,31 @@ def test_cli_checks(models, monkeypatch):
     monkeypatch.delenv("LLMLAB_API_KEYS", raising=False)
     with pytest.raises(LlmlabError, match="api_keys"):
         serve(models=[str(models["chat"])], host="0.0.0.0")
+
+
+def test_timeouts_answer_504_and_store_partial(long_model, tmp_path):
+    store = Store(tmp_path / "serve.sqlite")
+    settings = ServeSettings(max_tokens=2000, rate_limit_per_min=0, request_timeout_s=0.3)
+    with running(create_app({"long": long_model}, settings=settings, store=store)) as url:
+        r = httpx.post(url + "/v1/chat/completions", json=LONG, timeout=30)
+        assert r.status_code == 504 and r.json()["error"]["type"] == "timeout_error"
+        with httpx.stream("POST", url + "/v1/chat/completions", json={**LONG, "stream": True}, timeout=30) as r:
+            lines = [line for line in r.iter_lines() if line]
+        assert "timed out" in lines[-2] and lines[-1] == "data: [DONE]"
+        message_id = json.loads(lines[0].removeprefix("data: "))["llmlab"]["message_id"]
+        assert store.message(message_id)["finish_reason"] == "timeout"
+        assert store.counts()["conversations"] == 2
+
+
+def test_flood_gets_429_or_answers_and_server_goes_on(long_model):
+    """More requests than rows and queue: the extra ones get 429 "busy" at once; the others are answered."""
+    settings = ServeSettings(max_batch=2, max_waiting=1, max_tokens=300, rate_limit_per_min=0)
+    with running(create_app({"long": long_model}, settings=settings)) as url:
+        body = {**LONG, "max_tokens": 300}
+        with ThreadPoolExecutor(12) as pool:
+            replies = list(pool.map(lambda _: httpx.post(url + "/v1/chat/completions", json=body, timeout=60),
+                                    range(12)))
+        codes = sorted(r.status_code for r in replies)
+        assert set(codes) <= {200, 429} and codes.count(200) >= 3, codes
+        assert all(r.json()["error"]["code"] == "server_busy" for r in replies if r.status_code == 429)
+        assert client(url).chat.completions.create(model="long", messages=CHAT, max_tokens=2).choices

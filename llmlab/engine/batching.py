@@ -126,14 +126,16 @@ class BatchEngine:
 
     def submit(self, request: Request, on_event: Callable[[Event], None]) -> Ticket:
         """Queue a request; `on_event` is called from the engine thread. LlmlabError for a request it cannot run,
-        EngineBusy when max_waiting requests are already queued."""
+        EngineBusy when no row is free and max_waiting requests are already queued."""
         self.check(request)
         ticket = Ticket(request, on_event)
         with self._wake:
             if self._stopping:
                 raise EngineBusy("the engine is shutting down")
-            if len(self._waiting) >= self.max_waiting:
-                raise EngineBusy(f"{len(self._waiting)} requests are already waiting for this model; retry later")
+            free = self.max_batch - len(self._rows)  # read under the lock, a step may free rows meanwhile: a bound
+            if len(self._waiting) >= self.max_waiting + max(free, 0):
+                raise EngineBusy(f"all {self.max_batch} rows are busy and {len(self._waiting)} requests are waiting "
+                                 "for this model; retry later")
             self._waiting.append(ticket)
             self._wake.notify()
         return ticket

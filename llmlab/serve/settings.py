@@ -11,7 +11,8 @@ class ServeSettings:
 
     Args:
         max_batch: generations decoded together per model (rows of its KV cache); more requests wait in a queue.
-        max_waiting: requests allowed to wait per model beyond max_batch; past it new ones get 429 (retry later).
+        max_waiting: requests allowed to wait per model when all max_batch rows are busy; past it new ones get 429
+            (retry later). 0: no queue, a request is taken only when a row is free.
         max_messages: most messages in one chat request (400 beyond).
         max_prompt_tokens: longest prompt, in tokens, after dropping old exchanges (None: the model's context minus
             one, so at least one token can be generated). Chat requests drop their oldest exchanges first to leave
