@@ -54,7 +54,7 @@ class EvalContext:
 
     @property
     def is_chat(self) -> bool:
-        return model_kind(self.stage) == "chat"
+        return model_kind(self.stage, self.tok) == "chat"
 
     @property
     def seq_len(self) -> int:

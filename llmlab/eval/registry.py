@@ -8,7 +8,7 @@
     evals()                          # name -> Eval, in the order of MODULES (importing them registers them)
 
 `models` says which models an evaluation applies to: "base" (model.json "stage" base) and/or "chat" (any other
-stage: sft, dpo, flywheel, imported instruct models); `needs_run_dir` that it
+stage: sft, dpo, flywheel, imported models with a chat format); `needs_run_dir` that it
 reads the run's data (held-out text, titles, default fine-tuning data). A new evaluation is one module that calls
 `register` and one name added to MODULES.
 """
@@ -37,9 +37,9 @@ class Eval:
 _EVALS: dict[str, Eval] = {}
 
 
-def model_kind(stage: str) -> str:
-    """"base" for a pre-trained model, "chat" for every fine-tuned or imported one."""
-    return "base" if stage == "base" else "chat"
+def model_kind(stage: str, tok) -> str:
+    """"base" for a pre-trained model (or an imported one without a chat format), else "chat"."""
+    return "base" if stage == "base" or getattr(tok, "chat_format", "llmlab") is None else "chat"
 
 
 def register(name: str, *, unit: str, models: tuple[str, ...] = BOTH, needs_run_dir: bool = False):

@@ -8,7 +8,7 @@
 Writes out_dir/<name>.jsonl (one line per item: prompt, output, score, seed, decoding settings and what the
 evaluation adds) and out_dir/summary.json:
 
-    {"model", "stage", "preset", "seed", "sizes",
+    {"model", "stage", "kind" (base | chat), "preset", "seed", "sizes",
      "evals": {name: {"score", "ci95": [lo, hi] | null, "n", "chance": float | null, "unit", "seconds", "metrics",
                       "about", "notes"?, "samples"?}}}
 
@@ -48,9 +48,9 @@ def infer_run_dir(model_dir: Path) -> Path | None:
     return parent if (parent / "data").is_dir() else None
 
 
-def select_evals(stage: str, names: list[str] | None) -> list:
-    """The Eval entries to run: `names` in the given order (each must apply to the model), or all that apply."""
-    registry, kind = evals(), model_kind(stage)
+def select_evals(stage: str, kind: str, names: list[str] | None) -> list:
+    """The Eval entries to run: `names` in the given order (each must apply to the model kind), or all that apply."""
+    registry = evals()
     if names is None:
         return [e for e in registry.values() if kind in e.models]
     unknown = [n for n in names if n not in registry]
@@ -59,7 +59,7 @@ def select_evals(stage: str, names: list[str] | None) -> list:
     wrong = [n for n in names if kind not in registry[n].models]
     if wrong:
         raise LlmlabError(f"{', '.join(wrong)} apply to {'/'.join(registry[wrong[0]].models)} models only; this "
-                          f"model's stage is {stage!r}")
+                          f"model's stage is {stage!r} ({kind})")
     return [registry[n] for n in names]
 
 
@@ -79,13 +79,14 @@ def run_evals(model_dir: Path, out_dir: Path, *, run_dir: Path | None = None, na
     model, tok, info = load_model(model_dir)
     stage = info.get("stage", "base")
     run_dir = Path(run_dir) if run_dir is not None else infer_run_dir(model_dir)
-    chosen = select_evals(stage, names)
+    chosen = select_evals(stage, model_kind(stage, tok), names)
     missing = [e.name for e in chosen if e.needs_run_dir and run_dir is None]
     if missing:
         raise LlmlabError(f"{model_dir}: {', '.join(missing)} read the run's data but no run folder was given or found "
                           "beside the model; pass --run_dir (or choose other --evals)")
     settings = {**PRESETS[preset], **(sizes or {})}
-    summary = {"model": str(model_dir), "stage": stage, "preset": preset, "seed": seed, "sizes": settings, "evals": {}}
+    summary = {"model": str(model_dir), "stage": stage, "kind": model_kind(stage, tok), "preset": preset, "seed": seed,
+               "sizes": settings, "evals": {}}
     previous = out_dir / "summary.json"
     if previous.exists():
         old = read_json(previous)
