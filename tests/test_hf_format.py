@@ -15,6 +15,7 @@ from llmlab.model.hf_format import copy_tokenizer_files, export_hf
 from llmlab.model.loading import load_model
 from llmlab.model.transformer import Transformer
 from llmlab.tokenizer.bpe import Tokenizer
+from llmlab.tokenizer.chat import render_conversation, render_prompt
 
 IDS = torch.tensor([[0, 5, 17, 250, 399, 42, 7, 300, 12, 1]])
 
@@ -137,3 +138,65 @@ def test_llmlab_folders_still_load(tiny_tokenizer, tmp_path):
     save_model_folder(tmp_path / "m", model, tiny_tokenizer, {"stage": "base"})
     again, tok, info = load_model(tmp_path / "m")
     assert info["stage"] == "base" and torch.equal(again(IDS)[0], model(IDS)[0])
+
+
+SMOL_TEMPLATE = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+                 "{{ '<|im_start|>system\\nBe kind.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + "
+                 "'\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
+                 "{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+
+@pytest.fixture(scope="module")
+def chatml_tokenizer(tmp_path_factory):
+    """A SmolLM2-style tokenizer (digits split, GPT-2 byte-level regex, ChatML) trained on a few sentences."""
+    from conftest import make_text
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+    import random
+
+    hf = HFTokenizer(models.BPE())
+    hf.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    hf.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    rng = random.Random(0)
+    hf.train_from_iterator([make_text(rng, 100) for _ in range(100)], trainer)
+    folder = tmp_path_factory.mktemp("chatml")
+    hf.save(str(folder / "tokenizer.json"))
+    (folder / "chat_template.jinja").write_text(SMOL_TEMPLATE)
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<|im_start|>", "eos_token": "<|im_end|>",
+        "pad_token": "<|im_end|>", "model_max_length": 64}))
+    return folder
+
+
+def test_imported_tokenizer_and_chatml(chatml_tokenizer):
+    transformers = pytest.importorskip("transformers")
+    tok, hf_tok = Tokenizer.load(chatml_tokenizer), transformers.AutoTokenizer.from_pretrained(chatml_tokenizer)
+    assert tok.chat_format == "chatml" and tok.default_system == "Be kind." and not tok.add_bos
+    for text in ["Hello world 12345", "  two  spaces\n\n\ttab", "naïve café 🙂", "<|im_end|> typed"]:
+        assert tok.decode(tok.encode(text)) == text
+        if "<|" not in text:  # typed special-token text stays ordinary text in llmlab, as for its own tokenizers
+            assert tok.encode(text) == hf_tok(text, add_special_tokens=False)["input_ids"]
+    chat = [{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello."}]
+    ids, mask = render_conversation(tok, chat)
+    assert ids == hf_tok.apply_chat_template(chat, tokenize=True, return_dict=False)
+    assert tok.decode([i for i, m in zip(ids, mask) if m]) == "Hello.<|im_end|>"
+    assert render_prompt(tok, chat[:1]) == hf_tok.apply_chat_template(chat[:1], add_generation_prompt=True,
+                                                                       return_dict=False)
+    with pytest.raises(LlmlabError, match="ChatML format has roles"):
+        render_prompt(tok, [{"role": "tool", "content": "4"}])
+
+
+def test_fine_tuning_starts_from_any_model(tiny_tokenizer, chatml_tokenizer, tmp_path):
+    from llmlab.files import file_sha256
+    from llmlab.train.finetune import load_start
+
+    _, folder = _hf_llama(tmp_path, tiny_tokenizer, tied=True)
+    for name in ("tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"):
+        (folder / name).unlink(missing_ok=True)
+    copy_tokenizer_files(chatml_tokenizer, folder)
+    model, tok, sha = load_start(folder, "cpu")
+    assert sha == file_sha256(folder / "model.safetensors") and model.cfg.tie_embeddings
+    assert tok.chat_format == "chatml" and tok.eos_id == tok.special_ids["end_of_turn"] == 2

@@ -15,6 +15,9 @@ works with either transformers 4 or 5), and `train_config.yaml`, written last: a
 
 `Tokenizer` encodes with a `tiktoken.Encoding` built in memory from the vocabulary in `tokenizer.json`: it gives the
 same ids as HF `tokenizers` several times faster (tests and bench/bench_tokenize.py check that the ids agree).
+`Tokenizer.load` also reads byte-level BPE tokenizers llmlab did not train (an imported model's, e.g. SmolLM2's;
+see `load_imported`): those encode with HF `tokenizers` (their pre-tokenizer is not the regex above) and keep their
+own special tokens and chat format (ChatML is rendered by llmlab.tokenizer.chat).
 Loading takes milliseconds, so multiprocessing workers call `Tokenizer.load` themselves.
 """
 
@@ -347,13 +350,15 @@ def load_imported(folder: Path, spec: dict, raw: bytes) -> Tokenizer:
     if eos is None:
         raise LlmlabError(f"{config_path}: no eos_token (needed to know where a generation ends)")
     special_ids = {"bos": token_id("bos_token") or eos, "eos": eos, "pad": token_id("pad_token") or eos}
-    template = config.get("chat_template") or ""
+    jinja = Path(folder) / "chat_template.jinja"  # where transformers 5 saves the template
+    template = config.get("chat_template") or (jinja.read_text(encoding="utf-8") if jinja.exists() else "")
     chat_format, default_system = None, None
     if "<|im_start|>" in template and "<|im_end|>" in added and "<|im_start|>" in added:
         chat_format = "chatml"
         special_ids.update(im_start=added["<|im_start|>"], end_of_turn=added["<|im_end|>"])
         # SmolLM2-style templates add a system message when the chat has none; llmlab renders the same.
-        found = re.search(r"!= 'system' %}\{\{ '<\|im_start\|>system\n(.*?)<\|im_end\|>", template, re.S)
+        # The newline after "system" may be a real one or a Jinja "\\n" escape, depending on how it was saved.
+        found = re.search(r"!= 'system' %}\{\{ '<\|im_start\|>system(?:\n|\\n)(.*?)<\|im_end\|>", template, re.S)
         default_system = found.group(1) if found else None
     return Tokenizer(folder, encoding, special_ids, hashlib.sha256(raw).hexdigest(), hf=hf, chat_format=chat_format,
                      default_system=default_system, add_bos=bool(config.get("add_bos_token", False)))
