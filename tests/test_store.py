@@ -70,12 +70,12 @@ def test_feedback_queue_labels_and_exports(tmp_path, tiny_tokenizer):
     store.add_label(answers[4], "The right answer.")
     store.add_label(answers[1], "First try.")
     store.add_label(answers[1], "Short answer.")  # the newest label wins
-    # two candidates to the same prompt, made for a comparison (kept out of the queue's sample)
+    # two candidates to the same prompt, made for a blind comparison
     prompt = [{"role": "user", "content": "Question 0?"}]
     conversation = store.message(answers[0])["conversation_id"]
     cands = []
     for model in ("m1", "m2"):
-        _, m = store.start_exchange(model=model, messages=prompt, params={"candidate": True},
+        _, m = store.start_exchange(model=model, messages=prompt, params={},
                                     conversation_id=conversation)
         store.finish_exchange(m, f"Candidate of {model}.", "stop", {})
         cands.append(m)

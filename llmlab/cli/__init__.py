@@ -43,7 +43,7 @@ def commands() -> dict:
         "sft": sft.sft,
         "speedrun": speedrun.speedrun,
         "store": {"_help": "The serving database: export the labelers' work, counts.", "export": store.export,
-                  "stats": store.stats},
+                  "stats": store.stats, "simulate": store.simulate},
         "tokenizer": {
             "_help": "Train, use and measure the run's byte-level BPE tokenizer.",
             "train": tokenizer.train,

@@ -2,6 +2,7 @@
 
     llmlab store export --db runs/x/serve.sqlite --sft corrections.jsonl --dpo pairs.jsonl
     llmlab store stats --db runs/x/serve.sqlite
+    llmlab store simulate --db runs/x/serve.sqlite --model runs/x/chat_dpo --run_dir runs/x
     llmlab arena --db runs/x/serve.sqlite
 """
 
@@ -42,6 +43,30 @@ def stats(*, db: Path) -> None:
     for m in store.models():
         print(f"model {m['name']}: {m['path']}")
     print(f"review queue   {len(store.review_queue(limit=10**6)):,} answers waiting")
+
+
+def simulate(*, db: Path, model: Path, run_dir: Path, name: str | None = None, questions: int = 200,
+             max_flags: int = 20, seed: int = 0) -> None:
+    """A scripted user asks `model` fresh two-digit sums and flags the wrong answers; a scripted labeler writes the
+    ideal responses of up to max_flags of them (llmlab/monitor/scripted.py). Then `llmlab flywheel` can run.
+
+    Args:
+        db: the serving database to fill.
+        model: the chat model folder that answers.
+        run_dir: the run whose fine-tuning data the questions must avoid.
+        name: the served name the answers are stored under; None: the model folder's name.
+        questions: how many questions the user asks.
+        max_flags: how many flagged answers the labeler corrects.
+        seed: seeds the questions.
+    """
+    from llmlab.monitor.scripted import scripted_session
+    from llmlab.monitor.store import Store
+
+    store = Store(db)
+    name = name or Path(model).name
+    store.register_model(name, str(model))
+    s = scripted_session(store, name, model, run_dir=run_dir, questions=questions, max_flags=max_flags, seed=seed)
+    print(f"asked {s['asked']}, flagged {s['wrong']} wrong answers, corrected {s['corrected']} -> {db}")
 
 
 def arena(*, db: Path, bootstrap: int = 200) -> None:

@@ -240,7 +240,7 @@ class Store:
     def review_queue(self, limit: int = 20, sample_every: int = 1) -> list[dict]:
         """Answers waiting for a labeler: flagged ones first (oldest first), then a sample of the others (a fixed
         pseudo-random order of ids; `sample_every` n keeps about one in n). An answer leaves the queue once it has
-        an ideal response or its prompt has a comparison; answers made as comparison candidates never enter it."""
+        an ideal response or its prompt has a comparison."""
         db = self._db()
         waiting = ("m.role = 'assistant' AND m.model IS NOT NULL AND m.finished IS NOT NULL "
                    "AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.message_id = m.id) "
@@ -251,8 +251,7 @@ class Store:
         ids = [r[0] for r in flagged.fetchall()]
         if len(ids) < limit:
             others = db.execute(f"SELECT m.id FROM messages m WHERE {waiting} AND NOT EXISTS (SELECT 1 FROM feedback "
-                                f"f WHERE f.message_id = m.id AND f.kind = 'flag') AND json_extract(m.params, "
-                                f"'$.candidate') IS NULL").fetchall()
+                                f"f WHERE f.message_id = m.id AND f.kind = 'flag')").fetchall()
             sample = sorted((r[0] for r in others), key=_shuffle_key)
             ids += [i for i in sample if _shuffle_key(i) % sample_every == 0][:limit - len(ids)]
         return [self.review_item(i) for i in ids]
