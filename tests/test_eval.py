@@ -207,3 +207,15 @@ def test_cli_eval_run_prints_a_table_and_saves_the_summary(eval_run, capsys):
     assert "mmlu" in out and "0.250" in out  # the chance column
     summary = json.loads((eval_run / "eval" / "base" / "summary.json").read_text())
     assert summary["evals"]["mmlu"]["n"] == 2 and np.isfinite(summary["evals"]["mmlu"]["score"])
+
+
+def test_content_f1_leaves_out_function_words_and_the_question():
+    from llmlab.eval.scoring import STOPWORDS, token_f1
+
+    reference = "Euphorbiaceae, the spurge family, is a large family of flowering plants."
+    babble = "Euphorbiaceae is a group of the family of the family of the Americas."
+    ignore = STOPWORDS | {"what", "is", "euphorbiaceae"}
+    assert token_f1(babble, reference) > 0.3  # plain F1 rewards the shape of an answer
+    # content words: babble {group, family x2, americas}, reference {spurge, family x2, large, flowering, plants}
+    assert token_f1(babble, reference, ignore=ignore) == pytest.approx(2 * (2 / 4) * (2 / 6) / (2 / 4 + 2 / 6))
+    assert token_f1("A spurge family of flowering plants", reference, ignore=ignore) == pytest.approx(0.8)  # 4/4, 4/6

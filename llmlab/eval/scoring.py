@@ -5,6 +5,7 @@
     mean_ci([0.2, 0.4, 0.9])           # (mean, [lo, hi]): normal interval, mean +- 1.96 standard errors
     ratio_bootstrap_ci(bits, bytes_)   # sum(bits) / sum(bytes_) and a percentile bootstrap over the units
     token_f1("Paris is big", "Paris")  # SQuAD-style bag-of-words F1
+    token_f1("It is in Paris", "Paris is in France", ignore=STOPWORDS | {"france"})   # F1 over content words only
 
 Run the checks: `.venv/bin/pytest tests/test_eval_scoring.py`.
 """
@@ -21,6 +22,12 @@ import numpy as np
 Z95 = 1.96
 BOOTSTRAP_RESAMPLES = 1000  # percentile error of ~0.5% of the interval width: plenty for two printed decimals
 _WORD = re.compile(r"\w+")
+# Function words: an answer earns no credit for them (a model that only writes "the ... of the ..." matches any
+# reference on these). Short and fixed on purpose: the list only has to remove what every English answer shares.
+STOPWORDS = frozenset(
+    "a an the of in on at to for from by with and or but as is are was were be been it its this that these those "
+    "he she they his her their which who what also one s".split()
+)
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -61,8 +68,14 @@ def ratio_bootstrap_ci(numerators: Sequence[float], denominators: Sequence[float
     return value, [float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))]
 
 
-def token_f1(prediction: str, reference: str) -> float:
-    pred, ref = _WORD.findall(prediction.lower()), _WORD.findall(reference.lower())
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def token_f1(prediction: str, reference: str, ignore: frozenset[str] | set[str] = frozenset()) -> float:
+    """Bag-of-words F1 of prediction vs reference (lower-cased word tokens), leaving out the words in `ignore`."""
+    pred = [w for w in words(prediction) if w not in ignore]
+    ref = [w for w in words(reference) if w not in ignore]
     common = sum((Counter(pred) & Counter(ref)).values())
     if not pred or not ref or common == 0:
         return 0.0
