@@ -39,8 +39,8 @@ function feedbackBar(turn, model) {
       llmlab.status($("status"), kind === "flag" ? "Flagged: it goes to the labeling queue." : "Thanks for the feedback.");
     } catch (e) { llmlab.status($("status"), e.message, true); }
   };
-  const up = llmlab.el("button", { class: "small", title: "good answer", "data-action": "up", text: "👍" });
-  const down = llmlab.el("button", { class: "small", title: "bad answer", "data-action": "down", text: "👎" });
+  const up = llmlab.el("button", { class: "small", title: "good answer", "data-action": "up", text: "▲ Good" });
+  const down = llmlab.el("button", { class: "small", title: "bad answer", "data-action": "down", text: "▼ Bad" });
   const flag = llmlab.el("button", { class: "small", title: "flag a misbehaviour", "data-action": "flag", text: "⚑ Flag" });
   const regen = llmlab.el("button", { class: "small", title: "answer again", "data-action": "regenerate", text: "↻ Regenerate" });
   up.onclick = () => send("up", null, up);
