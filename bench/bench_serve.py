@@ -157,7 +157,7 @@ async def load(url: str, name: str, n_requests: int, concurrency: int, max_token
         wall = time.perf_counter() - start
         healthy = (await client.get(url + "/health")).status_code == 200
     server_errors = sum(n for s, n in statuses.items() if not s.isdigit() or int(s) >= 500)
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    q = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else [0.0] * 99
     print(f"{n_requests} requests, {concurrency} concurrent, {wall:.1f} s: statuses {statuses}, server errors "
           f"{server_errors}, still healthy: {healthy}")
     print(f"latency s: p50 {q[49]:.2f}  p90 {q[89]:.2f}  p99 {q[98]:.2f}  max {max(latencies, default=0):.2f}; "
@@ -182,7 +182,8 @@ def main() -> None:
     max_tokens = args.max_tokens or (64 if args.mode == "throughput" else 32)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "serve.sqlite" if args.mode == "load" and args.url is None else None
-        with (server(args.model, args.name, db, args.max_batch, args.threads) if args.url is None else _given(args.url)) as url:
+        started = server(args.model, args.name, db, args.max_batch, args.threads) if args.url is None else None
+        with started or _given(args.url) as url:
             if args.mode == "throughput":
                 levels = [int(x) for x in args.levels.split(",")]
                 rates = asyncio.run(throughput(url, args.name, levels, args.per_level, max_tokens))

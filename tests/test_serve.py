@@ -157,7 +157,7 @@ def test_concurrent_requests_match_sequential(server):
     ({"model": "chat", "messages": CHAT, "temperature": 9}, 400, "temperature"),
     ({"model": "chat", "messages": CHAT, "n": 2}, 400, "n=2"),
     ({"model": "chat", "messages": CHAT * 5}, 400, "limit of 8"),
-    ({"model": "chat", "messages": [{"role": "user", "content": "x"}] * 1 + [{"role": "user", "content": "the " * 200}]},
+    ({"model": "chat", "messages": [{"role": "user", "content": "x"}, {"role": "user", "content": "the " * 200}]},
      400, "over this server's limit"),
     ({"model": "base", "prompt": [1] * (SEQ_LEN + 5)}, 400, "over this server's limit"),
     ({"model": "base", "prompt": ["a", "b"]}, 400, "one prompt per request"),
@@ -219,6 +219,14 @@ def test_disconnect_mid_stream_is_stored_and_server_goes_on(long_model, tmp_path
             time.sleep(0.05)
         stored = store.message(message_id)
         assert stored["finish_reason"] == "cancelled" and json.loads(stored["usage"])["completion_tokens"] < 2000
+        with pytest.raises(httpx.ReadTimeout):  # a non-streaming client that gives up is cancelled too
+            httpx.post(url + "/v1/chat/completions", json=LONG, timeout=0.5)
+        second = message_id + 3  # a new conversation: its system, user and assistant messages follow the first's
+        for _ in range(200):
+            if store.message(second)["finish_reason"] is not None:
+                break
+            time.sleep(0.05)
+        assert (store.message(second)["role"], store.message(second)["finish_reason"]) == ("assistant", "cancelled")
         resp = client(url).chat.completions.create(model="long", messages=CHAT, max_tokens=3)
         assert resp.choices[0].finish_reason in ("stop", "length")
         assert httpx.get(url + "/health").json()["models"]["long"] == {"active": 0, "waiting": 0}
@@ -231,7 +239,8 @@ def test_conversation_continues_in_store(server):
     conv = first.model_extra["llmlab"]["conversation_id"]
     follow = CHAT + [{"role": "assistant", "content": first.choices[0].message.content},
                      {"role": "user", "content": "more"}]
-    second = c.chat.completions.create(model="chat", messages=follow, max_tokens=4, extra_body={"conversation_id": conv})
+    second = c.chat.completions.create(model="chat", messages=follow, max_tokens=4,
+                                       extra_body={"conversation_id": conv})
     assert second.model_extra["llmlab"]["conversation_id"] == conv
 
 

@@ -128,7 +128,7 @@ class KVCache:
         return self._positions
 
     def move_row(self, src: int, dst: int) -> None:
-        """Per-row caches: copy row src (its cached positions and counter) into row dst, e.g. to keep used rows packed."""
+        """Per-row caches: copy row src (its cached positions and counter) into row dst (to keep used rows packed)."""
         n = int(self.pos[src])
         self.k[:, dst, :, :n] = self.k[:, src, :, :n]
         self.v[:, dst, :, :n] = self.v[:, src, :, :n]
@@ -391,7 +391,7 @@ class Transformer(nn.Module):
         return logits
 
     def _forward_per_row(self, idx: Tensor, cache: KVCache) -> Tensor:
-        """Logits (B', T, V) for idx (B', T) appended to the rows `cache.rows` of a per-row cache, each at its own pos."""
+        """Logits (B', T, V) for idx (B', T) appended to the rows `cache.rows` of a per-row cache, each at its pos."""
         B, T = idx.shape
         n_rows = len(range(cache.batch_size)[cache.rows])
         if B != n_rows:
@@ -399,7 +399,7 @@ class Transformer(nn.Module):
         positions = cache.positions(T)  # (B', T)
         furthest = int(positions[:, -1].max()) + 1
         if furthest > cache.max_len:
-            raise LlmlabError(f"KV cache overflow: a row would reach position {furthest} beyond max_len={cache.max_len}")
+            raise LlmlabError(f"KV cache overflow: a row would reach position {furthest}, past max_len={cache.max_len}")
         x, rope = self._embed(idx, positions)
         # Row b's query at position p sees the slots 0..p of its own row: everything beyond is another step's future
         # or stale data from the row's previous occupant.

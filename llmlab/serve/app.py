@@ -17,6 +17,7 @@ web UI (llmlab/serve/ui.py) is mounted at /. Limits and their status codes: see 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -138,6 +139,10 @@ class Api:
 
     # ---- request checks -------------------------------------------------------------------------------------------
 
+    async def read(self, request: Request, model: type, deadline: float):
+        """The body validated as `model` (ApiError 400 / 408 / 413)."""
+        return parse(model, await read_json(request, self.settings.max_body_bytes, deadline - time.monotonic()))
+
     def lookup(self, name: str) -> Served:
         if name not in self.served:
             raise ApiError(404, f"model {name!r} does not exist; served: {', '.join(self.served)}", param="model",
@@ -154,7 +159,8 @@ class Api:
         limit = min(self.settings.max_prompt_tokens or s.model.cfg.seq_len - 1, s.model.cfg.seq_len - 1)
         if len(prompt) > limit:
             raise ApiError(400, f"the prompt is {len(prompt)} tokens, over this server's limit of {limit} for "
-                           f"{s.name!r} (context {s.model.cfg.seq_len})", param="messages", code="context_length_exceeded")
+                           f"{s.name!r} (context {s.model.cfg.seq_len})", param="messages",
+                           code="context_length_exceeded")
         return EngineRequest(
             prompt, min(max_tokens or default, self.settings.max_tokens),
             temperature=1.0 if req.temperature is None else req.temperature,
@@ -174,7 +180,7 @@ class Api:
     async def chat(self, request: Request):
         deadline = time.monotonic() + self.settings.request_timeout_s
         key = self.guard.admit(request)
-        req: ChatRequest = parse(ChatRequest, await read_json(request, self.settings.max_body_bytes))
+        req: ChatRequest = await self.read(request, ChatRequest, deadline)
         s = self.lookup(req.model)
         if not req.messages:
             raise ApiError(400, "messages must not be empty", param="messages")
@@ -212,7 +218,7 @@ class Api:
                                 lambda delta, finish=None: chat_delta(delta, finish))
             return StreamingResponse(stream(gen, chunks, {"role": "assistant", "content": ""}, finish_store),
                                      media_type="text/event-stream")
-        await collect(gen, finish_store)
+        await collect(request, gen, finish_store)
         return envelope(rid, "chat.completion", s.name, [chat_choice(gen.text, gen.finish_reason)],
                         usage=usage(len(prompt), gen.completion_tokens), **extra)
 
@@ -221,7 +227,7 @@ class Api:
     async def completions(self, request: Request):
         deadline = time.monotonic() + self.settings.request_timeout_s
         self.guard.admit(request)
-        req: CompletionRequest = parse(CompletionRequest, await read_json(request, self.settings.max_body_bytes))
+        req: CompletionRequest = await self.read(request, CompletionRequest, deadline)
         s = self.lookup(req.model)
         prompt_text, prompt = completion_prompt(req.prompt, s.tokenizer)
         ereq = self.engine_request(s, prompt, req, req.max_tokens, 16, {s.tokenizer.eos_id})
@@ -234,7 +240,7 @@ class Api:
                                 lambda delta, finish=None: text_choice(delta.get("content", ""), finish))
             first = {"content": echo} if echo else None
             return StreamingResponse(stream(gen, chunks, first, lambda reason: None), media_type="text/event-stream")
-        await collect(gen, lambda reason: None)
+        await collect(request, gen, lambda reason: None)
         return envelope(rid, "text_completion", s.name, [text_choice(echo + gen.text, gen.finish_reason)],
                         usage=usage(len(prompt), gen.completion_tokens))
 
@@ -251,25 +257,43 @@ def completion_prompt(prompt, tok) -> tuple[str, list[int]]:
         raise ApiError(400, "the prompt must not be an empty list of token ids", param="prompt")
     bad = next((i for i in prompt if not 0 <= i < tok.vocab_size), None)
     if bad is not None:
-        raise ApiError(400, f"prompt token id {bad} is outside the vocabulary (0..{tok.vocab_size - 1})", param="prompt")
+        raise ApiError(400, f"prompt token id {bad} is outside the vocabulary (0..{tok.vocab_size - 1})",
+                       param="prompt")
     return tok.decode(prompt), list(prompt)
 
 
-async def collect(gen: Generation, finish_store) -> None:
-    """Run a non-streaming generation to its end; the store gets the answer, partial on a timeout or failure."""
+async def collect(request: Request, gen: Generation, finish_store) -> None:
+    """Run a non-streaming generation to its end; the store gets the answer, partial on a timeout, a failure or a
+    client that went away (its generation is then cancelled, freeing the row for others; nobody reads the 499)."""
+    run, gone = asyncio.ensure_future(gen.run()), asyncio.ensure_future(disconnected(request))
     try:
-        await gen.run()
+        await asyncio.wait([run, gone], return_when=asyncio.FIRST_COMPLETED)
+        if not run.done():
+            run.cancel()
+            gen.cancel()
+            finish_store("cancelled")
+            raise ApiError(499, "the client disconnected before the answer was complete")
+        run.result()
     except TimeoutError:
         finish_store("timeout")
         raise ApiError(504, "generation timed out (request_timeout_s)", code="timeout") from None
     except GenerationFailed as e:
         finish_store("error")
         raise ApiError(500, str(e)) from None
-    except BaseException:  # cancelled (e.g. the server is stopping): keep what was made
+    except asyncio.CancelledError:  # the server is stopping: keep what was made
         gen.cancel()
+        run.cancel()
         finish_store("cancelled")
         raise
+    finally:
+        gone.cancel()
     finish_store(gen.finish_reason)
+
+
+async def disconnected(request: Request) -> None:
+    """Returns when the client disconnects (the body has been read, so the next ASGI message is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 @dataclass

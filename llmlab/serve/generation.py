@@ -6,10 +6,11 @@
     gen.text, gen.finish_reason, gen.completion_tokens
     gen.cancel()                          # client gone: frees the engine row
 
-The engine thread hands events over into an asyncio.Queue per request through a Mailbox (one loop wake-up per batch). Stop ids are counted but
-never shown; text is decoded incrementally (a character split across tokens waits for its last byte), and the end of
-the text that could still be the start of a stop string is held back, so no part of a stop string is ever sent.
-Stop strings are also matched on the decoded text (the engine matches bytes), and the request then ends there.
+The engine thread hands events over into an asyncio.Queue per request through a Mailbox (one loop wake-up per
+batch). Stop ids are counted but never shown; text is decoded incrementally (a character split across tokens waits
+for its last byte), and the end of the text that could still be the start of a stop string is held back, so no part
+of a stop string is ever sent. Stop strings are also matched on the decoded text (the engine matches bytes), and the
+request then ends there.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
     guard = Guard(settings, api_keys=["k1"])
     identity = guard.admit(request)        # ApiError 401 (no / wrong key) or 429 (over the rate limit)
-    body = await read_json(request, settings.max_body_bytes)   # ApiError 413 (too big) or 400 (not a JSON object)
+    body = await read_json(request, settings.max_body_bytes, 60)  # ApiError 413 (too big), 408 (too slow) or 400
 
 The rate limit is a token bucket per API key (per client address when keys are off): `rate_burst` requests at once,
 refilled at `rate_limit_per_min`. Keys are compared in constant time; only a short hash of a key is ever stored.
@@ -10,6 +10,7 @@ refilled at `rate_limit_per_min`. Keys are compared in constant time; only a sho
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -70,17 +71,21 @@ class Guard:
             self._buckets[identity] = (tokens - 1, now)
 
 
-async def read_json(request: Request, limit: int) -> dict:
-    """The request body as a JSON object, reading at most `limit` bytes."""
+async def read_json(request: Request, limit: int, timeout: float) -> dict:
+    """The request body as a JSON object, reading at most `limit` bytes for at most `timeout` seconds (408 after)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body of {declared} bytes is over the limit of {limit} bytes",
                        code="request_too_large")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ApiError(413, f"request body is over the limit of {limit} bytes", code="request_too_large")
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise ApiError(413, f"request body is over the limit of {limit} bytes", code="request_too_large")
+    except TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within {timeout:.0f} s", code="timeout") from None
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

@@ -23,7 +23,8 @@ class ApiError(Exception):
     """An error answered to the client as OpenAI's error JSON with an HTTP status."""
 
     TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
-             413: "invalid_request_error", 429: "rate_limit_error", 500: "server_error", 504: "timeout_error"}
+             408: "timeout_error", 413: "invalid_request_error", 429: "rate_limit_error", 500: "server_error",
+             504: "timeout_error"}
 
     def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
                  headers: dict | None = None) -> None:
