@@ -86,6 +86,7 @@ def test_models_chat_stream_and_completions(server):
     url, store = server
     c = client(url)
     assert sorted(m.id for m in c.models.list()) == ["base", "chat"]
+    assert httpx.get(url + "/").status_code == 200  # with a store, the web UI is mounted
 
     resp = c.chat.completions.create(model="chat", messages=CHAT, max_tokens=6, temperature=0)
     choice = resp.choices[0]
