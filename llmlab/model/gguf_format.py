@@ -16,6 +16,7 @@ PRE_TOKENIZERS maps the names llmlab reads and writes to the HF pre-tokenizer th
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -190,7 +191,7 @@ def write_gguf(model: Transformer, tok, path: Path, dtype: str = "f32") -> None:
     cfg = model.cfg
     problems = unsupported_features(cfg)
     problems += ["QK-norm (llama.cpp's llama architecture has none)"] if cfg.qk_norm else []
-    problems += [f"the {cfg.mlp} MLP (llama.cpp's llama architecture computes SwiGLU)"] if cfg.mlp != "swiglu" else []
+    problems += ["the ReLU^2 MLP (llama.cpp's llama architecture computes SwiGLU)"] if cfg.mlp == "relu2" else []
     if problems:
         raise LlmlabError("this model cannot be written as a llama GGUF: " + "; ".join(problems) +
                           " (the 'llama' preset can; `llmlab export hf` handles the default recipe)")
@@ -209,6 +210,7 @@ def write_gguf(model: Transformer, tok, path: Path, dtype: str = "f32") -> None:
     rows = cfg.vocab_size - tok.vocab_size  # embedding rows past the tokenizer get placeholder tokens
     tokens += [f"[PAD{i}]" for i in range(rows)]
 
+    logging.getLogger("gguf").setLevel(logging.WARNING)  # its INFO lines name the temporary file
     with atomic_path(path) as tmp:
         w = gguf.GGUFWriter(str(tmp), "llama")
         w.add_name(Path(path).stem)
