@@ -80,7 +80,7 @@ def test_quantised_tensors_are_dequantised(kind, exported, tmp_path, monkeypatch
 
 def test_refusals_name_the_problem(exported, tmp_path, monkeypatch):
     model, tok, path = exported
-    with pytest.raises(LlmlabError, match="QK-norm.*ReLU\^2 MLP"):
+    with pytest.raises(LlmlabError, match=r"QK-norm.*ReLU\^2 MLP"):
         write_gguf(random_model("default"), tok, tmp_path / "x.gguf")
     data = path.read_bytes()
     (tmp_path / "cut.gguf").write_bytes(data[: len(data) // 2])
