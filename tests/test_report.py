@@ -101,12 +101,14 @@ def test_report_of_an_empty_run_and_of_a_speedrun_record(tmp_path):
            "usd_per_hour": 0.09, "price_basis": "2 vCPUs at $0.045/vCPU-hour"}
     record = {"preset": "tiny", "settings": {"eval_preset": "quick"}, "environment": env, "started": "today",
               "stages": {"data": {"status": "done", "seconds": 7.0, "cost_usd": 7 / 3600 * 0.09},
-                         "pretrain": {"status": "running", "seconds": None}}}
+                         "pretrain": {"status": "done", "attempts": 2, "seconds": 60.0, "cost_usd": 0.0015},
+                         "sft": {"status": "failed", "attempts": 1, "error": "RuntimeError: boom"}}}
     (run / "speedrun.json").write_text(json.dumps(record))
     md = write_report(run)[0].read_text()
     assert "Test CPU" in md and "not a git checkout" in md and "this is the machine generating" not in md
     assert "| data + tokenizer | done | 7.0 s | $0.0002 |" in md
-    assert "| pre-training | running | - |" in md
+    assert "| pre-training | done (2 attempts) | 60.0 s | $0.0015 |" in md
+    assert "| SFT | failed | - | - | RuntimeError: boom |" in md
     assert "speedrun preset" in md
 
 

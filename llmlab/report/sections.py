@@ -53,7 +53,7 @@ def environment_section(facts: dict) -> list:
         ("llmlab commit", commit),
         ("price basis", env.get("price_basis")),
     ]
-    blocks = [("table", ["", ""], [[k, str(v)] for k, v in rows])]
+    blocks = [("table", ["property", "value"], [[k, str(v)] for k, v in rows])]
     if facts["environment_is_current_machine"]:
         blocks.insert(0, ("p", "This run has no speedrun.json, so this is the machine generating the report, "
                                "which need not be the one that trained."))
@@ -93,6 +93,8 @@ def stages_section(facts: dict) -> list:
         trained = facts["stages"].get(name)
         if record:
             status, seconds, cost = record["status"], record.get("seconds"), record.get("cost_usd")
+            if record.get("attempts", 1) > 1:  # the time is the last attempt's: a killed one could not say
+                status += f" ({record['attempts']} attempts)"
         elif trained:  # a run made stage by stage: only the training clock is known
             status = "done" if trained["finished"] else "unfinished"
             seconds, cost = trained["train_seconds"], None
@@ -102,13 +104,15 @@ def stages_section(facts: dict) -> list:
         total_seconds += seconds or 0.0
         total_cost += cost or 0.0
         time_text = duration(seconds) + (" (training only)" if seconds is not None and not record else "")
-        rows.append([label, status, time_text, "-" if cost is None else f"${cost:.4f}", stage_result(facts, name)])
+        result = record["error"] if record and record["status"] == "failed" else stage_result(facts, name)
+        rows.append([label, status, time_text, "-" if cost is None else f"${cost:.4f}", result])
     rows.append(["total", "", duration(total_seconds), f"${total_cost:.4f}" if total_cost else "-", ""])
     price = facts["environment"].get("price_basis", "")
-    note = (f"Wall time per stage as recorded in speedrun.json (the run that did the work; a re-run that found a stage "
-            f"finished keeps its time); writing this report takes a few seconds more. Costs are estimates: wall time x {price}.")
+    note = (f"Wall time per stage as recorded in speedrun.json: that of the invocation that finished the stage (after "
+            f"a kill, the resumed part only; a re-run that found the stage finished keeps it); writing this report "
+            f"takes a few seconds more. Costs are estimates: wall time x {price}.")
     if not records:
-        note = "This run was not made by `llmlab speedrun`: times are the training clocks from metrics.jsonl."
+        note = "This run was not made by llmlab speedrun: times are the training clocks from metrics.jsonl."
     return [("table", ["stage", "status", "wall time", "est. cost", "result"], rows), ("p", note)]
 
 
@@ -153,7 +157,7 @@ def eval_cell(result: dict | None) -> str:
 def eval_section(facts: dict) -> list:
     evals = facts["evals"]
     if not evals:
-        return [("p", "Not run: `llmlab speedrun` evaluates base, chat_sft and chat_dpo into eval/<model>/.")]
+        return [("p", "Not run: llmlab speedrun evaluates base, chat_sft and chat_dpo into eval/<model>/.")]
     names: list[str] = []
     for entry in evals.values():
         names += [n for n in entry["summary"].get("evals", {}) if n not in names]
