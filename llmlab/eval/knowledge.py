@@ -65,10 +65,14 @@ def run(ctx: EvalContext) -> dict:
             plain[group].append(token_f1(output, reference))
             ctx.record(prompt=question, output=output, score=f1[group][-1], token_f1=plain[group][-1],
                        reference=reference, title=title, group=group, decoding=decoding)
-    reserved, reserved_ci = mean_ci(f1["reserved"])
-    val, val_ci = mean_ci(f1["val"])
-    # Independent groups: the difference's half-width is the root sum of squares of the two half-widths.
-    half = math.hypot(*[(ci[1] - ci[0]) / 2 if ci else 0.0 for ci in (reserved_ci, val_ci)])
+    reserved, reserved_ci = mean_ci(f1["reserved"], (0.0, 1.0))
+    val, val_ci = mean_ci(f1["val"], (0.0, 1.0))
+    # Independent groups: the difference's half-width is the root sum of squares of the two (unclipped) half-widths.
+    halves = []
+    for group in ("reserved", "val"):
+        mean, ci = mean_ci(f1[group])
+        halves.append(ci[1] - mean if ci else 0.0)
+    half = math.hypot(*halves)
     return {"score": reserved, "ci95": reserved_ci, "n": len(f1["reserved"]), "chance": None,
             "metrics": {"val_f1": val, "val_n": len(f1["val"]), "val_ci95_lo": val_ci[0] if val_ci else None,
                         "val_ci95_hi": val_ci[1] if val_ci else None, "reserved_minus_val": reserved - val,

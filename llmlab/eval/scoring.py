@@ -2,7 +2,7 @@
 
     wilson(45, 50)                     # (0.786, 0.957): 95% Wilson interval of a rate (good at 0/n and n/n too)
     rate_ci([True, False, True])       # (rate, [lo, hi])
-    mean_ci([0.2, 0.4, 0.9])           # (mean, [lo, hi]): normal interval, mean +- 1.96 standard errors
+    mean_ci([0.2, 0.4, 0.9], (0, 1))   # (mean, [lo, hi]): normal interval, mean +- 1.96 standard errors, clipped
     ratio_bootstrap_ci(bits, bytes_)   # sum(bits) / sum(bytes_) and a percentile bootstrap over the units
     token_f1("Paris is big", "Paris")  # SQuAD-style bag-of-words F1
     token_f1("It is in Paris", "Paris is in France", ignore=STOPWORDS | {"france"})   # F1 over content words only
@@ -44,15 +44,16 @@ def rate_ci(flags: Sequence[bool]) -> tuple[float, list[float]]:
     return hits / max(1, len(flags)), list(wilson(hits, len(flags)))
 
 
-def mean_ci(values: Sequence[float]) -> tuple[float, list[float] | None]:
-    """(mean, 95% normal interval of the mean); the interval is None below two values."""
+def mean_ci(values: Sequence[float],
+            bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, list[float] | None]:
+    """(mean, 95% normal interval of the mean, clipped to `bounds`, e.g. (0, 1) for F1); None below two values."""
     if not values:
         return 0.0, None
     mean = float(np.mean(values))
     if len(values) < 2:
         return mean, None
     half = Z95 * float(np.std(values, ddof=1)) / math.sqrt(len(values))
-    return mean, [mean - half, mean + half]
+    return mean, [max(bounds[0], mean - half), min(bounds[1], mean + half)]
 
 
 def ratio_bootstrap_ci(numerators: Sequence[float], denominators: Sequence[float], seed: int = 0,
