@@ -262,11 +262,14 @@ def test_api_keys_and_rate_limit(models):
 
 
 def test_cli_checks(models, monkeypatch):
-    assert parse_models([f"a={models['chat']}", str(models["base"])]) == {"a": models["chat"], "base": models["base"]}
+    assert parse_models(["a=runs/x/chat_dpo", "runs/x/base/", "m/q8.gguf", "hf:org/SmolLM2"]) == {
+        "a": "runs/x/chat_dpo", "base": "runs/x/base/", "q8": "m/q8.gguf", "SmolLM2": "hf:org/SmolLM2"}
     with pytest.raises(LlmlabError, match="duplicate"):
-        parse_models([f"a={models['chat']}", f"a={models['base']}"])
-    with pytest.raises(LlmlabError, match="not a folder"):
-        parse_models(["a=/no/such/folder"])
+        parse_models(["a=x", "a=y"])
+    with pytest.raises(LlmlabError, match="empty"):
+        parse_models(["a="])
+    with pytest.raises(LlmlabError, match="no_such"):
+        create_app({"a": "/no_such/folder"})
     assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
     monkeypatch.delenv("LLMLAB_API_KEYS", raising=False)
     with pytest.raises(LlmlabError, match="api_keys"):
@@ -299,3 +302,15 @@ def test_flood_gets_429_or_answers_and_server_goes_on(long_model):
         assert set(codes) <= {200, 429} and codes.count(200) >= 3, codes
         assert all(r.json()["error"]["code"] == "server_busy" for r in replies if r.status_code == 429)
         assert client(url).chat.completions.create(model="long", messages=CHAT, max_tokens=2).choices
+
+
+def test_max_context_bounds_prompts(models):
+    from fastapi.testclient import TestClient
+
+    app = create_app({"chat": models["chat"]}, settings=ServeSettings(max_context=24, rate_limit_per_min=0))
+    with TestClient(app) as c:
+        body = {"model": "chat", "messages": [{"role": "user", "content": "the river " * 20}], "max_tokens": 4}
+        r = c.post("/v1/chat/completions", json=body)
+        assert r.status_code == 400 and "context 24" in r.json()["error"]["message"]
+        r = c.post("/v1/completions", json={"model": "chat", "prompt": "a", "max_tokens": 100, "ignore_eos": True})
+        assert r.json()["usage"]["total_tokens"] == 25  # the context is full (the last token is never fed back)

@@ -35,7 +35,9 @@ def serve(
     """Serve model folders over HTTP with the OpenAI API (chat completions, completions, models) until Ctrl-C.
 
     Args:
-        models: what to serve, each NAME=FOLDER (or FOLDER, named after the folder), e.g. chat_dpo / chat_sft / base.
+        models: what to serve, each NAME=MODEL (or MODEL, named after it): MODEL is an llmlab model folder (e.g.
+            runs/x/chat_dpo, chat_sft, base), a Hugging Face Llama/Qwen3 folder, a .gguf file, hf:org/name or
+            smollm2.
         host: address to listen on. A non-loopback address (e.g. 0.0.0.0) requires API keys.
         port: TCP port.
         db: SQLite file where every chat exchange is stored (and the web UI's feedback and labels); None: none kept.
@@ -54,7 +56,7 @@ def serve(
 
     if threads is not None:
         torch.set_num_threads(threads)
-    folders = parse_models(models)
+    specs = parse_models(models)
     if api_keys is None:
         api_keys = [k.strip() for k in os.environ.get("LLMLAB_API_KEYS", "").split(",") if k.strip()]
     if not api_keys and not is_loopback(host) and not insecure_no_keys:
@@ -65,25 +67,28 @@ def serve(
         from llmlab.monitor.store import Store
 
         store = Store(Path(db))
-    app = create_app(folders, settings=settings, api_keys=api_keys, store=store, device=device)
-    print(f"llmlab serve: {', '.join(f'{n}={p}' for n, p in folders.items())} on http://{host}:{port}/v1"
+    app = create_app(specs, settings=settings, api_keys=api_keys, store=store, device=device)
+    print(f"llmlab serve: {', '.join(f'{n}={p}' for n, p in specs.items())} on http://{host}:{port}/v1"
           + (f", storing chats in {db}" if db else ""))
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
 
-def parse_models(specs: list[str]) -> dict[str, Path]:
-    """{"dpo": Path("runs/x/chat_dpo")} from ["dpo=runs/x/chat_dpo"]; LlmlabError for duplicates or missing folders."""
-    if not specs:
-        raise LlmlabError("--models is empty: give at least one NAME=FOLDER")
-    out: dict[str, Path] = {}
-    for spec in specs:
-        name, eq, folder = spec.partition("=")
-        name, folder = (name.strip(), folder.strip()) if eq else (Path(spec).name, spec)
-        if not name or name in out:
-            raise LlmlabError(f"--models entry {spec!r}: {'empty' if not name else 'duplicate'} model name")
-        if not Path(folder).is_dir():
-            raise LlmlabError(f"--models entry {spec!r}: {folder} is not a folder")
-        out[name] = Path(folder)
+def parse_models(entries: list[str]) -> dict[str, str]:
+    """{"dpo": "runs/x/chat_dpo"} from ["dpo=runs/x/chat_dpo"]; a bare MODEL is named after its last path part
+    (without .gguf); LlmlabError for empty or duplicate names (load_model reports models it cannot read)."""
+    if not entries:
+        raise LlmlabError("--models is empty: give at least one NAME=MODEL")
+    out: dict[str, str] = {}
+    for entry in entries:
+        name, eq, spec = entry.partition("=")
+        if eq:
+            name, spec = name.strip(), spec.strip()
+        else:
+            spec = entry.strip()
+            name = spec.rstrip("/").split("/")[-1].split(":")[-1].removesuffix(".gguf")
+        if not name or not spec or name in out:
+            raise LlmlabError(f"--models entry {entry!r}: {'duplicate' if name in out else 'empty'} model name or model")
+        out[name] = spec
     return out
 
 

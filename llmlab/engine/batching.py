@@ -97,13 +97,15 @@ class _Row:
 class BatchEngine:
     """A background thread that runs every request submitted to it, batching their decode steps (see module doc)."""
 
-    def __init__(self, model: Transformer, tokenizer=None, max_batch: int = 16, max_waiting: int = 256) -> None:
+    def __init__(self, model: Transformer, tokenizer=None, max_batch: int = 16, max_waiting: int = 256,
+                 max_len: int | None = None) -> None:
+        """max_len: the KV cache's length per row, the longest prompt + answer (None: the model's seq_len)."""
         if max_batch < 1 or max_waiting < 0:
             raise LlmlabError(f"need max_batch >= 1 and max_waiting >= 0, got {max_batch} and {max_waiting}")
         self.model, self.tokenizer = model, tokenizer
         self.max_batch, self.max_waiting = max_batch, max_waiting
         self.device = model.embed.weight.device
-        self.cache = model.make_kv_cache(max_batch, per_row=True)
+        self.cache = model.make_kv_cache(max_batch, max_len, per_row=True)  # (L, max_batch, K, max_len, D) x2
         self._rows: list[_Row] = []  # active rows, row i of the list in row i of the cache
         self._waiting: deque[Ticket] = deque()
         self._wake = threading.Condition()

@@ -46,27 +46,38 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Served:
-    """A model being served: its folder, weights, tokenizer and engine."""
+    """A model being served: where it came from, weights, tokenizer and engine."""
 
     name: str
-    path: Path
+    spec: str  # what load_model read: a model folder, a .gguf file, hf:org/name, smollm2
     model: object  # Transformer
     tokenizer: object  # Tokenizer
     engine: BatchEngine
-    created: int  # the folder's modification time, as /v1/models reports it
+    created: int  # the model file's modification time (else the load time), as /v1/models reports it
+
+    @property
+    def context(self) -> int:
+        """The longest sequence a request may use: the engine's KV cache length."""
+        return self.engine.cache.max_len
 
 
-def load_served(name: str, path: Path, settings: ServeSettings, device: str) -> Served:
-    from llmlab.model.folder import load_model_folder
+def load_served(name: str, spec: str | Path, settings: ServeSettings, device: str) -> Served:
+    from llmlab.model.loading import load_model
 
-    model, tok, _ = load_model_folder(path, device=device)
-    engine = BatchEngine(model, tok, max_batch=settings.max_batch, max_waiting=settings.max_waiting)
-    return Served(name, Path(path), model, tok, engine, int(Path(path).stat().st_mtime))
+    model, tok, info = load_model(spec, device=device)
+    context = min(model.cfg.seq_len, settings.max_context or model.cfg.seq_len)
+    engine = BatchEngine(model, tok, max_batch=settings.max_batch, max_waiting=settings.max_waiting,
+                         max_len=context)
+    weights = Path(info.get("weights") or spec)
+    created = int(weights.stat().st_mtime) if weights.exists() else int(time.time())
+    log.info("serving %s (%s): context %d, KV cache %.1f MB", name, spec, context,
+             2 * engine.cache.k.numel() * engine.cache.k.element_size() / 1e6)
+    return Served(name, str(spec), model, tok, engine, created)
 
 
-def create_app(models: dict[str, Path], *, settings: ServeSettings | None = None, api_keys: Sequence[str] = (),
+def create_app(models: dict[str, str | Path], *, settings: ServeSettings | None = None, api_keys: Sequence[str] = (),
                store=None, device: str = "cpu") -> FastAPI:
-    """The app serving each model folder under its name; the engines run while the app's lifespan does.
+    """The app serving each model (any spec load_model reads) under its name; the engines run during its lifespan.
 
     api_keys: accepted keys (`Authorization: Bearer KEY` on every /v1 request); empty: no key needed.
     store: a llmlab.monitor.store.Store that records every chat exchange (None: nothing stored).
@@ -74,7 +85,7 @@ def create_app(models: dict[str, Path], *, settings: ServeSettings | None = None
     settings = settings or ServeSettings()
     if not models:
         raise LlmlabError("no models to serve: give at least one NAME=FOLDER")
-    served = {name: load_served(name, Path(path), settings, device) for name, path in models.items()}
+    served = {name: load_served(name, spec, settings, device) for name, spec in models.items()}
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -95,7 +106,7 @@ def create_app(models: dict[str, Path], *, settings: ServeSettings | None = None
     app.add_api_route("/v1/completions", api.completions, methods=["POST"])
     if store is not None:
         for s in served.values():
-            store.register_model(s.name, str(s.path), {"vocab_size": s.model.cfg.vocab_size})
+            store.register_model(s.name, s.spec, {"vocab_size": s.model.cfg.vocab_size, "context": s.context})
         try:
             from llmlab.serve.ui import ui_router
         except ModuleNotFoundError:  # the web UI is optional: the API and the storing work without it
@@ -156,10 +167,10 @@ class Api:
         stops = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
         if len(stops) > self.settings.max_stop:
             raise ApiError(400, f"at most {self.settings.max_stop} stop sequences, got {len(stops)}", param="stop")
-        limit = min(self.settings.max_prompt_tokens or s.model.cfg.seq_len - 1, s.model.cfg.seq_len - 1)
+        limit = min(self.settings.max_prompt_tokens or s.context - 1, s.context - 1)
         if len(prompt) > limit:
             raise ApiError(400, f"the prompt is {len(prompt)} tokens, over this server's limit of {limit} for "
-                           f"{s.name!r} (context {s.model.cfg.seq_len})", param="messages",
+                           f"{s.name!r} (context {s.context})", param="messages",
                            code="context_length_exceeded")
         return EngineRequest(
             prompt, min(max_tokens or default, self.settings.max_tokens),
@@ -190,7 +201,7 @@ class Api:
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": message_text(m)}
                     for m in req.messages]
         max_tokens = req.max_completion_tokens or req.max_tokens
-        room = s.model.cfg.seq_len - min(max_tokens or self.settings.default_max_tokens, self.settings.max_tokens)
+        room = s.context - min(max_tokens or self.settings.default_max_tokens, self.settings.max_tokens)
         try:
             fitted, _ = fit_history(s.tokenizer, messages, max(1, room))
             prompt = render_prompt(s.tokenizer, fitted)

@@ -13,6 +13,9 @@ class ServeSettings:
         max_batch: generations decoded together per model (rows of its KV cache); more requests wait in a queue.
         max_waiting: requests allowed to wait per model when all max_batch rows are busy; past it new ones get 429
             (retry later). 0: no queue, a request is taken only when a row is free.
+        max_context: longest prompt + answer per request, in tokens (None: the model's context). Each model's KV
+            cache holds max_batch rows of this length: 2 x layers x max_batch x kv_heads x head_dim x max_context
+            floats, e.g. 3 GB for SmolLM2-135M's 8,192-token context at 16 rows, 0.4 GB at 1,024.
         max_messages: most messages in one chat request (400 beyond).
         max_prompt_tokens: longest prompt, in tokens, after dropping old exchanges (None: the model's context minus
             one, so at least one token can be generated). Chat requests drop their oldest exchanges first to leave
@@ -32,6 +35,7 @@ class ServeSettings:
 
     max_batch: int = 16
     max_waiting: int = 256
+    max_context: int | None = None
     max_messages: int = 64
     max_prompt_tokens: int | None = None
     max_tokens: int = 512
