@@ -228,3 +228,22 @@ def test_sample_rows_mixes_settings_per_row(engine):
                              Request(p, 6, temperature=1.5, seed=3)])
     assert mixed[:3] == [greedy] * 3
     assert mixed[3] == run_all(engine, [Request(p, 6, temperature=1.5, seed=3)])[0]
+
+
+def test_failing_step_fails_its_requests_and_engine_goes_on(engine, monkeypatch):
+    real = engine.model.forward
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("out of memory")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine.model, "forward", flaky)
+    q = queue.Queue()
+    engine.submit(Request(prompts(1)[0], 4, temperature=0), q.put)
+    event = q.get(timeout=10)
+    assert event.finish == "error" and "out of memory" in event.error
+    toks, finish = run_all(engine, [Request(prompts(1)[0], 4, temperature=0)])[0]
+    assert (len(toks), finish) == (4, "length")
