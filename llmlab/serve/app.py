@@ -215,8 +215,12 @@ class Api:
         if self.store is not None:
             params = {"temperature": ereq.temperature, "top_p": ereq.top_p, "top_k": ereq.top_k, "seed": ereq.seed,
                       "max_tokens": ereq.max_new_tokens, "stop": list(ereq.stop_strings)}
-            conv, msg = self.store.start_exchange(model=s.name, messages=messages, params=params, api_key=key,
-                                                  conversation_id=req.conversation_id)
+            try:
+                conv, msg = self.store.start_exchange(model=s.name, messages=messages, params=params, api_key=key,
+                                                      conversation_id=req.conversation_id)
+            except BaseException:  # not stored, so not accepted: free the row
+                gen.cancel()
+                raise
             extra = {"llmlab": {"conversation_id": conv, "message_id": msg}}
 
             def finish_store(reason: str) -> None:
