@@ -101,6 +101,7 @@ class KVCache:
         self.pos: int | Tensor = torch.zeros(batch_size, dtype=torch.long, device=device) if per_row else 0
         self.rows = slice(0, batch_size)  # per-row caches: the rows the next forward reads and writes
         self._positions: Tensor | None = None  # per-row: (B', T) positions of the forward in progress
+        self._span = 0  # per-row: slots the forward in progress attends (the furthest selected row's pos + T)
 
     @property
     def per_row(self) -> bool:
@@ -121,11 +122,13 @@ class KVCache:
         else:
             self.pos = 0
 
-    def positions(self, T: int) -> Tensor:
-        """Per-row caches: the positions (B', T) that T new tokens of the selected rows take, remembered for update."""
+    def positions(self, T: int) -> tuple[Tensor, int]:
+        """Per-row caches: the positions (B', T) that T new tokens of the selected rows take, and the number of slots
+        S they attend (the furthest row's pos + T); both remembered for update. One host sync per forward."""
         start = self.pos[self.rows]  # (B',)
         self._positions = start[:, None] + torch.arange(T, device=start.device)  # (B', T)
-        return self._positions
+        self._span = int(start.max()) + T
+        return self._positions, self._span
 
     def move_row(self, src: int, dst: int) -> None:
         """Per-row caches: copy row src (its cached positions and counter) into row dst (to keep used rows packed)."""
@@ -155,8 +158,7 @@ class KVCache:
             row = torch.arange(pos.shape[0], device=pos.device)[:, None]  # (B', 1)
             k_all[row, :, pos] = k.transpose(1, 2)  # the indexed view is (B', T, K, D)
             v_all[row, :, pos] = v.transpose(1, 2)
-            span = int(pos[:, -1].max()) + 1
-            return k_all[:, :, :span], v_all[:, :, :span]
+            return k_all[:, :, : self._span], v_all[:, :, : self._span]
         end = self.pos + k.shape[2]
         self.k[layer, :, :, self.pos : end] = k
         self.v[layer, :, :, self.pos : end] = v
@@ -396,8 +398,7 @@ class Transformer(nn.Module):
         n_rows = len(range(cache.batch_size)[cache.rows])
         if B != n_rows:
             raise LlmlabError(f"batch of {B} rows does not match the {n_rows} KV cache rows selected ({cache.rows})")
-        positions = cache.positions(T)  # (B', T)
-        furthest = int(positions[:, -1].max()) + 1
+        positions, furthest = cache.positions(T)  # (B', T), S
         if furthest > cache.max_len:
             raise LlmlabError(f"KV cache overflow: a row would reach position {furthest}, past max_len={cache.max_len}")
         x, rope = self._embed(idx, positions)
