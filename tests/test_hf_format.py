@@ -200,3 +200,19 @@ def test_fine_tuning_starts_from_any_model(tiny_tokenizer, chatml_tokenizer, tmp
     model, tok, sha = load_start(folder, "cpu")
     assert sha == file_sha256(folder / "model.safetensors") and model.cfg.tie_embeddings
     assert tok.chat_format == "chatml" and tok.eos_id == tok.special_ids["end_of_turn"] == 2
+
+
+def test_hub_names_download_then_load_as_folders(tiny_tokenizer, tmp_path, monkeypatch):
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    _, folder = _hf_llama(tmp_path, tiny_tokenizer, tied=True)
+    asked = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo, **kw: asked.append(repo) or str(folder))
+    model, _, info = load_model("hf:someone/tiny-llama")  # offline test: the download is the local folder
+    assert asked == ["someone/tiny-llama"] and info["source"] == "hf:someone/tiny-llama" and model.cfg.depth == 2
+
+    def offline(repo, **kw):
+        raise OSError("no network")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(LlmlabError, match="hf:someone/tiny-llama: download failed .*no network"):
+        load_model("hf:someone/tiny-llama")
