@@ -247,3 +247,15 @@ def test_failing_step_fails_its_requests_and_engine_goes_on(engine, monkeypatch)
     assert event.finish == "error" and "out of memory" in event.error
     toks, finish = run_all(engine, [Request(prompts(1)[0], 4, temperature=0)])[0]
     assert (len(toks), finish) == (4, "length")
+
+
+def test_chunked_prefill_gives_the_same_tokens():
+    """Prompts fed 3 tokens per step, between the decode steps of the others, give generate()'s greedy tokens."""
+    eng = BatchEngine(Transformer(VARIANTS["rope_gqa"]), max_batch=3, prefill_chunk=3)
+    eng.start()
+    try:
+        reqs = [Request(p, max_new_tokens=6, temperature=0) for p in prompts(5)]
+        for req, (toks, finish) in zip(reqs, run_all(eng, reqs)):
+            assert toks == generate_ids(eng.model, req.prompt_ids, 6, temperature=0)[0]
+    finally:
+        eng.stop()

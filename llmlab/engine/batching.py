@@ -10,8 +10,9 @@
     engine.stop()
 
 Each loop iteration drops cancelled rows, prefills the requests that arrived (one at a time, a batch of one written
-into a free row of a per-row KV cache, so a long prompt never pads the others), then runs one decode step for all
-active rows together: a (n_active, 1) forward whose cost on a small model is close to a single row's, which is where
+into a free row of a per-row KV cache, so a long prompt never pads the others; at most prefill_chunk prompt tokens per
+iteration, so a long prompt is fed over several iterations while the others keep decoding), then runs one decode step
+for all active rows together: a (n_active, 1) forward whose cost on a small model is close to a single row's, which is where
 the throughput comes from. Rows are kept packed in 0..n_active-1: a finished row is replaced by the last one
 (KVCache.move_row), so a decode step always reads a contiguous slice of the cache.
 
@@ -92,21 +93,26 @@ class _Row:
     stop_ids: frozenset[int]
     last: int = -1  # the last token produced: the next decode step's input
     produced: int = 0
+    fed: int = 0  # prompt tokens already in the KV cache (prefill may take several steps)
 
 
 class BatchEngine:
     """A background thread that runs every request submitted to it, batching their decode steps (see module doc)."""
 
     def __init__(self, model: Transformer, tokenizer=None, max_batch: int = 16, max_waiting: int = 256,
-                 max_len: int | None = None) -> None:
-        """max_len: the KV cache's length per row, the longest prompt + answer (None: the model's seq_len)."""
-        if max_batch < 1 or max_waiting < 0:
-            raise LlmlabError(f"need max_batch >= 1 and max_waiting >= 0, got {max_batch} and {max_waiting}")
+                 max_len: int | None = None, prefill_chunk: int = 512) -> None:
+        """max_len: the KV cache's length per row, the longest prompt + answer (None: the model's seq_len).
+        prefill_chunk: prompt tokens prefilled per step; a longer prompt takes several steps, between which the
+        running requests go on decoding (a long prompt does not stall them)."""
+        if max_batch < 1 or max_waiting < 0 or prefill_chunk < 1:
+            raise LlmlabError(f"need max_batch >= 1, max_waiting >= 0 and prefill_chunk >= 1, got {max_batch}, "
+                              f"{max_waiting} and {prefill_chunk}")
         self.model, self.tokenizer = model, tokenizer
-        self.max_batch, self.max_waiting = max_batch, max_waiting
+        self.max_batch, self.max_waiting, self.prefill_chunk = max_batch, max_waiting, prefill_chunk
         self.device = model.embed.weight.device
         self.cache = model.make_kv_cache(max_batch, max_len, per_row=True)  # (L, max_batch, K, max_len, D) x2
-        self._rows: list[_Row] = []  # active rows, row i of the list in row i of the cache
+        self._rows: list[_Row] = []  # decoding rows, row i of the list in row i of the cache
+        self._filling: _Row | None = None  # the request being prefilled, in the cache's last row until it is done
         self._waiting: deque[Ticket] = deque()
         self._wake = threading.Condition()
         self._stopping = False
@@ -134,7 +140,7 @@ class BatchEngine:
         with self._wake:
             if self._stopping:
                 raise EngineBusy("the engine is shutting down")
-            free = self.max_batch - len(self._rows)  # read under the lock, a step may free rows meanwhile: a bound
+            free = self.max_batch - self.load["active"]  # a step may free rows meanwhile: a bound
             if len(self._waiting) >= self.max_waiting + max(free, 0):
                 raise EngineBusy(f"all {self.max_batch} rows are busy and {len(self._waiting)} requests are waiting "
                                  "for this model; retry later")
@@ -161,39 +167,60 @@ class BatchEngine:
     @property
     def load(self) -> dict:
         """{"active": running rows, "waiting": queued requests} (approximate: read without the engine's lock)."""
-        return {"active": len(self._rows), "waiting": len(self._waiting)}
+        return {"active": len(self._rows) + (self._filling is not None), "waiting": len(self._waiting)}
 
     # ---- the engine thread ----------------------------------------------------------------------------------------
 
     def _loop(self) -> None:
         while True:
             with self._wake:
-                while not self._stopping and not self._waiting and not self._rows:
+                while not self._stopping and not self._waiting and not self._rows and self._filling is None:
                     self._wake.wait()
                 if self._stopping:
                     break
-                free = self.max_batch - len(self._rows)
-                arrived = [self._waiting.popleft() for _ in range(min(free, len(self._waiting)))]
             try:
-                self._step([t for t in arrived if not t.cancelled])
+                self._step()
             except Exception as e:  # a bug or an out-of-memory must not take the server down: fail these requests
                 log.exception("batch engine step failed")
-                for ticket in dict.fromkeys([row.ticket for row in self._rows] + arrived):
+                for ticket in self._running():
                     self._emit(ticket, Event(None, "error", f"generation failed: {type(e).__name__}: {e}"))
                 self._rows.clear()
+                self._filling = None
                 self.cache.reset()
         with self._wake:
-            pending = [row.ticket for row in self._rows] + list(self._waiting)
+            pending = self._running() + list(self._waiting)
             self._rows.clear()
+            self._filling = None
             self._waiting.clear()
         for ticket in pending:
             self._emit(ticket, Event(None, "error", "the server is shutting down"))
 
+    def _running(self) -> list[Ticket]:
+        return [row.ticket for row in self._rows] + ([self._filling.ticket] if self._filling else [])
+
+    def _next_ticket(self) -> Ticket | None:
+        """The oldest waiting request not cancelled, or None."""
+        with self._wake:
+            while self._waiting:
+                ticket = self._waiting.popleft()
+                if not ticket.cancelled:
+                    return ticket
+        return None
+
     @torch.inference_mode()
-    def _step(self, arrived: list[Ticket]) -> None:
+    def _step(self) -> None:
+        """Prefill up to prefill_chunk prompt tokens of arriving requests, then one decode step for all rows."""
         self._free([i for i, row in enumerate(self._rows) if row.ticket.cancelled])
-        for ticket in arrived:
-            self._prefill(ticket)
+        if self._filling is not None and self._filling.ticket.cancelled:
+            self._filling = None
+        budget = self.prefill_chunk
+        while budget > 0 and len(self._rows) < self.max_batch:
+            if self._filling is None:
+                ticket = self._next_ticket()
+                if ticket is None:
+                    break
+                self._filling = self._new_row(ticket)
+            budget -= self._prefill(budget)
         if self._rows:
             n = len(self._rows)
             self.cache.rows = slice(0, n)
@@ -201,21 +228,36 @@ class BatchEngine:
             logits, _ = self.model(ids, kv_cache=self.cache)  # (n, 1, V)
             self._advance(list(range(n)), logits[:, -1])
 
-    def _prefill(self, ticket: Ticket) -> None:
-        """Run a new request's prompt into the first free row and produce its first token."""
-        req, i = ticket.request, len(self._rows)
+    def _new_row(self, ticket: Ticket) -> _Row:
+        req = ticket.request
         generator = torch.Generator(device=self.device)
         if req.seed is None:
             generator.seed()
         else:
             generator.manual_seed(req.seed)
         budget = min(req.max_new_tokens, self.cache.max_len - len(req.prompt_ids) + 1)  # the last token is not fed
-        watch = StopStrings(req.stop_strings, self.tokenizer)
-        self._rows.append(_Row(ticket, generator, watch, budget, frozenset(req.stop_ids)))
-        self.cache.rows = slice(i, i + 1)
-        self.cache.pos[i] = 0
-        logits, _ = self.model(torch.tensor([req.prompt_ids], device=self.device), kv_cache=self.cache)  # (1, T, V)
-        self._advance([i], logits[:, -1])
+        return _Row(ticket, generator, StopStrings(req.stop_strings, self.tokenizer), budget, frozenset(req.stop_ids))
+
+    def _prefill(self, budget: int) -> int:
+        """Feed up to `budget` more prompt tokens of the request being prefilled (in the cache's last row, free while
+        it is: rows are only taken when one is free); once its prompt is in, move it to the first free row, make it
+        a decoding row and produce its first token. Returns the tokens fed."""
+        row, at = self._filling, self.max_batch - 1
+        prompt = row.ticket.request.prompt_ids
+        ids = prompt[row.fed : row.fed + budget]
+        self.cache.rows = slice(at, at + 1)
+        if row.fed == 0:
+            self.cache.pos[at] = 0
+        logits, _ = self.model(torch.tensor([ids], device=self.device), kv_cache=self.cache)  # (1, T, V)
+        row.fed += len(ids)
+        if row.fed == len(prompt):
+            i = len(self._rows)
+            if i != at:
+                self.cache.move_row(at, i)
+            self._filling = None
+            self._rows.append(row)
+            self._advance([i], logits[:, -1])
+        return len(ids)
 
     def _advance(self, rows: list[int], logits: torch.Tensor) -> None:
         """Sample the next token of each of `rows` from its logits (len(rows), V), report it, free finished rows."""

@@ -67,7 +67,7 @@ def load_served(name: str, spec: str | Path, settings: ServeSettings, device: st
     model, tok, info = load_model(spec, device=device)
     context = min(model.cfg.seq_len, settings.max_context or model.cfg.seq_len)
     engine = BatchEngine(model, tok, max_batch=settings.max_batch, max_waiting=settings.max_waiting,
-                         max_len=context)
+                         max_len=context, prefill_chunk=settings.prefill_chunk)
     weights = Path(info.get("weights") or spec)
     created = int(weights.stat().st_mtime) if weights.exists() else int(time.time())
     log.info("serving %s (%s): context %d, KV cache %.1f MB", name, spec, context,

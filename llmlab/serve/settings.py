@@ -16,6 +16,8 @@ class ServeSettings:
         max_context: longest prompt + answer per request, in tokens (None: the model's context). Each model's KV
             cache holds max_batch rows of this length: 2 x layers x max_batch x kv_heads x head_dim x max_context
             floats, e.g. 3 GB for SmolLM2-135M's 8,192-token context at 16 rows, 0.4 GB at 1,024.
+        prefill_chunk: prompt tokens prefilled per engine step: a longer prompt is fed over several steps, between
+            which the running generations go on, so one long prompt does not stall every stream.
         max_messages: most messages in one chat request (400 beyond).
         max_prompt_tokens: longest prompt, in tokens, after dropping old exchanges (None: the model's context minus
             one, so at least one token can be generated). Chat requests drop their oldest exchanges first to leave
@@ -36,6 +38,7 @@ class ServeSettings:
     max_batch: int = 16
     max_waiting: int = 256
     max_context: int | None = None
+    prefill_chunk: int = 512
     max_messages: int = 64
     max_prompt_tokens: int | None = None
     max_tokens: int = 512
