@@ -26,6 +26,12 @@ from llmlab.tokenizer.chat import render_prompt
 TEXT_STOPS = ("\n\n", "Question:")  # a base model's answer ends where its next paragraph or question begins
 
 
+def text_ids(tok, text: str) -> list[int]:
+    """A plain-text prompt as a document opening: BOS first where the tokenizer's documents start with one (llmlab
+    models; not e.g. SmolLM2), and always for an empty text (generation needs a token to start from)."""
+    return [tok.bos_id] * (tok.add_bos or not text) + tok.encode(text)
+
+
 def fit_shots(build: Callable[[int], list[int]], n_shots: int, max_len: int) -> tuple[list[int], int]:
     """(build(k), k) for the largest k <= n_shots whose prompt has at most max_len tokens; build(0) when none fits
     (the caller truncates that one)."""
@@ -84,7 +90,7 @@ class EvalContext:
         else:
             def build(k: int) -> list[int]:
                 text = "".join(f"Question: {q}\nAnswer: {a}\n\n" for q, a in shots[:k])
-                return [tok.bos_id, *tok.encode(f"{text}Question: {question}\nAnswer:")]
+                return text_ids(tok, f"{text}Question: {question}\nAnswer:")
         return fit_shots(build, len(shots), self.seq_len - reserve)
 
     def greedy(self, prompt_ids: list[int], max_new_tokens: int) -> tuple[str, dict]:

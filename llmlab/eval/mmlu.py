@@ -28,7 +28,7 @@ import random
 from collections import defaultdict
 
 from llmlab.data.corpus import PackagedFile
-from llmlab.eval.context import EvalContext, fit_shots
+from llmlab.eval.context import EvalContext, fit_shots, text_ids
 from llmlab.eval.loglik import continuation_logprobs
 from llmlab.eval.registry import register
 from llmlab.eval.scoring import rate_ci
@@ -76,7 +76,7 @@ def mmlu_prompt(tok, rows: list[dict], index: int, exemplars: list[int], max_len
 
     def build(k: int) -> list[int]:
         shots = "".join(format_question(rows[j], True) for j in exemplars[:k])
-        return [tok.bos_id, *tok.encode(header + shots + format_question(rows[index], False))]
+        return text_ids(tok, header + shots + format_question(rows[index], False))
 
     return fit_shots(build, len(exemplars), max_len)
 

@@ -12,7 +12,7 @@ of new tokens per sample (a sanity figure, not a quality one).
 from __future__ import annotations
 
 from llmlab.engine.generate import generate_ids
-from llmlab.eval.context import EvalContext
+from llmlab.eval.context import EvalContext, text_ids
 from llmlab.eval.registry import register
 
 OPENINGS = ["The history of the city", "In mathematics, a", "The river flows", "During the war, the king"]
@@ -33,7 +33,7 @@ def run(ctx: EvalContext) -> dict:
         else:
             seed = ctx.seed + index
             ends = {ctx.tok.bos_id, ctx.tok.special_ids["eos"]}
-            out = generate_ids(ctx.model, [ctx.tok.bos_id, *ctx.tok.encode(prompt)], MAX_NEW_TOKENS,
+            out = generate_ids(ctx.model, text_ids(ctx.tok, prompt), MAX_NEW_TOKENS,
                                temperature=TEMPERATURE, top_k=TOP_K, seed=seed, stop_ids=ends)[0]
             output, new_tokens = ctx.tok.decode(out), len(out)
             decoding = {"temperature": TEMPERATURE, "top_k": TOP_K, "seed": seed, "max_new_tokens": MAX_NEW_TOKENS,

@@ -9,7 +9,8 @@ Writes out_dir/<name>.jsonl (one line per item: prompt, output, score, seed, dec
 evaluation adds) and out_dir/summary.json:
 
     {"model", "stage", "kind" (base | chat), "preset", "seed", "sizes",
-     "evals": {name: {"score", "ci95": [lo, hi] | null, "n", "chance": float | null, "unit", "seconds", "metrics",
+     "evals": {name: {"score", "ci95": [lo, hi] | null, "n", "chance": float | null, "unit", "metrics",
+                      "seconds" (wall), "cpu_seconds" (this process, all threads: steadier on a shared machine),
                       "about", "notes"?, "samples"?}}}
 
 Every file is written atomically. An existing summary of the same model, preset, seed and sizes keeps the
@@ -95,25 +96,26 @@ def run_evals(model_dir: Path, out_dir: Path, *, run_dir: Path | None = None, na
     for e in chosen:
         torch.manual_seed(seed)
         ctx = EvalContext(model, tok, info, model_dir, run_dir, seed, preset, settings)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         result = e.run(ctx)
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         if not RESULT_KEYS <= result.keys():
             raise LlmlabError(f"evaluation {e.name} returned no {', '.join(sorted(RESULT_KEYS - result.keys()))}")
         lines = "".join(json.dumps(to_plain(item), ensure_ascii=False) + "\n" for item in ctx.items)
         atomic_write_text(out_dir / f"{e.name}.jsonl", lines)
-        summary["evals"][e.name] = {**result, "unit": e.unit, "seconds": round(seconds, 2), "about": e.about}
+        summary["evals"][e.name] = {**result, "unit": e.unit, "seconds": round(seconds, 2),
+                                    "cpu_seconds": round(cpu_seconds, 2), "about": e.about}
         atomic_write_json(out_dir / "summary.json", summary)  # after each evaluation: a crash keeps what was done
     return summary
 
 
 def format_summary(summary: dict) -> str:
-    """The summary as a table: score, 95% interval, n, chance, seconds."""
+    """The summary as a table: score, 95% interval, n, chance, wall and CPU seconds."""
     lines = [f"{summary['model']} ({summary['stage']}), preset {summary['preset']}, seed {summary['seed']}",
-             f"  {'evaluation':<14} {'score':>8} {'95% CI':>17} {'n':>6} {'chance':>7} {'unit':>9} {'s':>7}"]
+             f"  {'evaluation':<14} {'score':>8} {'95% CI':>13} {'n':>6} {'chance':>7} {'unit':>10} {'s':>6} {'cpu s':>6}"]
     for name, r in summary["evals"].items():
         ci = f"{r['ci95'][0]:.3f}-{r['ci95'][1]:.3f}" if r["ci95"] else "-"
         chance = f"{r['chance']:.3f}" if r["chance"] is not None else "-"
-        lines.append(f"  {name:<14} {r['score']:>8.3f} {ci:>17} {r['n']:>6} {chance:>7} {r['unit']:>9} "
-                     f"{r['seconds']:>7.1f}")
+        lines.append(f"  {name:<14} {r['score']:>8.3f} {ci:>13} {r['n']:>6} {chance:>7} {r['unit']:>10} "
+                     f"{r['seconds']:>6.1f} {r.get('cpu_seconds', 0.0):>6.1f}")
     return "\n".join(lines)
