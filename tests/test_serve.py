@@ -314,3 +314,18 @@ def test_max_context_bounds_prompts(models):
         assert r.status_code == 400 and "context 24" in r.json()["error"]["message"]
         r = c.post("/v1/completions", json={"model": "chat", "prompt": "a", "max_tokens": 100, "ignore_eos": True})
         assert r.json()["usage"]["total_tokens"] == 25  # the context is full (the last token is never fed back)
+
+
+def test_sse_framing(server):
+    """Each event is one `data: {json}` line and a blank line; the stream ends with `data: [DONE]`."""
+    url, _ = server
+    body = {"model": "chat", "messages": CHAT, "max_tokens": 5, "stream": True}
+    with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=30) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        raw = r.read().decode()
+    events = raw.split("\n\n")
+    assert events[-1] == "" and events[-2] == "data: [DONE]"
+    chunks = [json.loads(e.removeprefix("data: ")) for e in events[:-2]]
+    assert all(e.startswith("data: ") and "\n" not in e for e in events[:-1])
+    assert {c["object"] for c in chunks} == {"chat.completion.chunk"} and len({c["id"] for c in chunks}) == 1
+    assert chunks[-1]["choices"][0]["delta"] == {} and chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")
