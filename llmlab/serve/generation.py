@@ -30,6 +30,8 @@ class GenerationFailed(Exception):
 
 
 class Generation:
+    """One request submitted to an engine, read from the event loop (see the module docstring)."""
+
     def __init__(self, engine: BatchEngine, tokenizer, request: Request, deadline: float) -> None:
         self.request, self.deadline = request, deadline
         self.text = ""  # what has been handed out so far
