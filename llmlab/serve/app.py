@@ -6,7 +6,7 @@
 
 Endpoints:
     POST /v1/chat/completions   chat models; streaming (server-sent events ending `data: [DONE]`) or not
-    POST /v1/completions        prompt -> text, for base models (a text prompt starts from BOS)
+    POST /v1/completions        prompt -> text, for base models (a text prompt opens like a pre-training document)
     GET  /v1/models             the served names
     GET  /health                {"status": "ok", "models": {name: {"active", "waiting"}}}; needs no key
 The official `openai` client works unchanged (tests/test_serve.py). With a store, every accepted chat request is
@@ -261,13 +261,14 @@ class Api:
 
 
 def completion_prompt(prompt, tok) -> tuple[str, list[int]]:
-    """(prompt text, prompt ids): text starts from BOS, as documents did in pre-training; ids are taken as given."""
+    """(prompt text, prompt ids): text opens like a pre-training document (BOS first where the tokenizer's documents
+    have one, as llmlab's do and SmolLM2's do not; always for an empty text); ids are taken as given."""
     if isinstance(prompt, list) and prompt and isinstance(prompt[0], (str, list)):
         if len(prompt) != 1:
             raise ApiError(400, f"{len(prompt)} prompts in one request: send one prompt per request", param="prompt")
         prompt = prompt[0]
     if isinstance(prompt, str):
-        return prompt, [tok.bos_id, *tok.encode(prompt)]
+        return prompt, [tok.bos_id] * (tok.add_bos or not prompt) + tok.encode(prompt)
     if not prompt:
         raise ApiError(400, "the prompt must not be an empty list of token ids", param="prompt")
     bad = next((i for i in prompt if not 0 <= i < tok.vocab_size), None)
