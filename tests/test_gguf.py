@@ -15,7 +15,8 @@ from llmlab.model.loading import load_model
 from llmlab.tokenizer.bpe import Tokenizer
 from test_hf_format import IDS, random_model
 
-TEXTS = ["Hello world", "  indented code:\n\tx = 1234567", "Héllo wörld — 東京 🙂 naïve café", "<|user|> is text"]
+TEXTS = ["Hello world", "  indented code:\n\tx = 1234567", "Héllo wörld — 東京 🙂 naïve café",
+         "<|user|> is text"]
 
 
 @pytest.fixture(autouse=True)

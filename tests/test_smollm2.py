@@ -46,8 +46,8 @@ def test_chatml_prompt_and_loss_mask(smollm2):
     _, tok, info = smollm2
     assert info["format"] == "gguf" and tok.chat_format == "chatml" and not tok.add_bos
     text = tok.decode(render_prompt(tok, QUESTION))
-    assert text == ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
-                    "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n")
+    assert text == ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+                    "<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n")
     ids, mask = render_conversation(tok, [*QUESTION, {"role": "assistant", "content": "Paris."}])
     assert tok.decode([i for i, m in zip(ids, mask) if m]) == "Paris.<|im_end|>"
 

@@ -200,7 +200,9 @@ def write_gguf(model: Transformer, tok, path: Path, dtype: str = "f32") -> None:
     spec = json.loads((tok.folder / "tokenizer.json").read_text(encoding="utf-8"))
     pre = pre_tokenizer_name(spec, tok.folder / "tokenizer.json")
     config_path = tok.folder / "tokenizer_config.json"
-    template = json.loads(config_path.read_text(encoding="utf-8")).get("chat_template") if config_path.exists() else None
+    template = None
+    if config_path.exists():
+        template = json.loads(config_path.read_text(encoding="utf-8")).get("chat_template")
     vocab = {**spec["model"]["vocab"], **{t["content"]: t["id"] for t in spec["added_tokens"]}}
     tokens = [None] * tok.vocab_size
     for text, i in vocab.items():

@@ -224,12 +224,15 @@ def read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     index = folder / "model.safetensors.index.json"
-    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else ["model.safetensors"]
+    files = ["model.safetensors"]
+    if index.exists():
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
     state = {}
     for name in files:
         path = folder / name
         if not path.exists():
-            raise LlmlabError(f"{path}: missing weights file (a Hugging Face folder needs model.safetensors or its shards)")
+            raise LlmlabError(f"{path}: missing weights file (a Hugging Face folder needs model.safetensors "
+                              "or its shards)")
         try:
             state.update(load_file(path))
         except (SafetensorError, OSError) as e:
@@ -244,14 +247,16 @@ def import_hf(folder: Path) -> tuple[Transformer, dict]:
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except OSError as e:
-        raise LlmlabError(f"{config_path}: cannot read ({e.strerror}); a Hugging Face model folder has config.json") from e
+        raise LlmlabError(f"{config_path}: cannot read ({e.strerror}); a Hugging Face model folder has "
+                          "config.json") from e
     except json.JSONDecodeError as e:
         raise LlmlabError(f"{config_path}: malformed JSON ({e.msg}, line {e.lineno})") from e
     cfg = config_from_hf(config, config_path)
     hf = read_hf_weights(folder)
     if cfg.mlp == "relu2":
         for i in range(cfg.depth):
-            gate, up = hf.pop(rename(f"blocks.{i}.mlp.w_gate.weight", 0), None), hf[rename(f"blocks.{i}.mlp.w_up.weight", 0)]
+            gate = hf.pop(rename(f"blocks.{i}.mlp.w_gate.weight", 0), None)
+            up = hf[rename(f"blocks.{i}.mlp.w_up.weight", 0)]
             if gate is None or not torch.equal(gate, up):
                 raise LlmlabError(f"{folder}: hidden_act relu is imported only as llmlab's ReLU^2 export "
                                   f"(gate_proj == up_proj), which layer {i} is not")

@@ -229,7 +229,8 @@ class Tokenizer:
             spec = json.loads(raw)
             vocab: dict[str, int] = spec["model"]["vocab"]
             added = {t["content"]: t["id"] for t in spec["added_tokens"]}
-            patterns = [p.get("pattern", {}).get("Regex") for p in (spec["pre_tokenizer"] or {}).get("pretokenizers", [])]
+            pre_tokenizers = (spec["pre_tokenizer"] or {}).get("pretokenizers", [])
+            patterns = [p.get("pattern", {}).get("Regex") for p in pre_tokenizers]
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise LlmlabError(f"{path}: not a valid tokenizer file ({type(e).__name__}: {e})") from e
         if SPECIAL_TOKENS["end_of_turn"] not in added:  # not trained by llmlab: e.g. a Hugging Face model's

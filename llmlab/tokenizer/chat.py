@@ -80,7 +80,8 @@ def render_conversation(
     return ids, mask
 
 
-def _render_chatml(tok: Tokenizer, messages: Sequence[dict], add_generation_prompt: bool) -> tuple[list[int], list[int]]:
+def _render_chatml(tok: Tokenizer, messages: Sequence[dict], add_generation_prompt: bool
+                   ) -> tuple[list[int], list[int]]:
     start, end = tok.special_ids["im_start"], tok.special_ids["end_of_turn"]
     newline = tok.encode("\n")
     if messages and messages[0].get("role") != "system" and tok.default_system is not None:
