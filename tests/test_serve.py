@@ -329,3 +329,33 @@ def test_sse_framing(server):
     assert all(e.startswith("data: ") and "\n" not in e for e in events[:-1])
     assert {c["object"] for c in chunks} == {"chat.completion.chunk"} and len({c["id"] for c in chunks}) == 1
     assert chunks[-1]["choices"][0]["delta"] == {} and chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+@pytest.mark.slow
+def test_llmlab_serve_command(models, tmp_path):
+    """The real command in a subprocess: options parsed, keys from LLMLAB_API_KEYS, chats stored in --db."""
+    import os
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "llmlab", "serve", "--models", f"[c={models['chat']}]", "--port", str(port),
+           "--db", str(tmp_path / "serve.sqlite"), "--settings.max_tokens", "3", "--threads", "1"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "LLMLAB_API_KEYS": "k1,k2"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        resp = client(url, key="k2").chat.completions.create(model="c", messages=CHAT, max_tokens=50)
+        assert resp.usage.completion_tokens <= 3
+        with pytest.raises(openai.AuthenticationError):
+            client(url).models.list()
+    finally:
+        proc.terminate()
+        assert proc.wait(30) in (0, -15)  # uvicorn shuts down, then re-raises the SIGTERM it caught
+    assert Store(tmp_path / "serve.sqlite").counts()["conversations"] == 1
