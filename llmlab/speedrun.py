@@ -33,6 +33,7 @@ from llmlab.errors import LlmlabError
 from llmlab.files import atomic_write_json, file_sha256, read_json, to_plain
 from llmlab.train.prefs import PrefsConfig
 from llmlab.train.pretrain import PretrainConfig
+from llmlab.train.distributed import Dist, barrier, distributed
 from llmlab.train.sft import SFTConfig
 
 STAGES = ("data", "pretrain", "sft", "prefs", "eval", "report")
@@ -111,6 +112,7 @@ class Progress:
                 record["note"] = "found finished: the time is this invocation's check, not the original work"
         else:
             record["checked"] = now()
+            record["attempts"] -= 1  # a re-check is not an attempt at the work
         self.save()
 
     def fail(self, name: str, error: BaseException) -> None:
@@ -176,31 +178,38 @@ def speedrun(run_dir: Path, preset: str = "default", depth: int | None = None, d
              eval_preset: str = "quick", seed: int = 0) -> dict:
     """Run every stage not yet finished (see the module docstring); returns speedrun.json's contents."""
     from llmlab.report.facts import environment
-    from llmlab.report.render import write_report
-    from llmlab.train import prefs as prefs_stage
-    from llmlab.train import pretrain as pretrain_stage
-    from llmlab.train import sft as sft_stage
-    from llmlab.train.distributed import barrier, distributed, pick_device
 
     run_dir = Path(run_dir)
     settings = resolve_settings(preset, depth, train, sft, prefs)
     data = data or PrepareConfig()
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    device = settings["train"].device
-    progress = Progress(run_dir, enabled=rank == 0)
-    progress.state.update(preset=preset, settings=to_plain({"data": data, "vocab_size": vocab_size, **settings,
-                                                            "eval_preset": eval_preset, "seed": seed}))
-    progress.state["environment"] = environment(world, pick_device(device).type)
-    progress.state.setdefault("started", now())
-    progress.save()
-    if rank == 0:
-        print_estimate(settings["train"], vocab_size, world)
+    # One process group for the whole run: under torchrun the training stages' `distributed()` find it and join it,
+    # where destroying and re-creating the default group between stages would race on the rendezvous store.
+    with distributed(settings["train"].device) as d:
+        progress = Progress(run_dir, enabled=d.is_main)
+        progress.state.update(preset=preset, settings=to_plain({"data": data, "vocab_size": vocab_size, **settings,
+                                                                "eval_preset": eval_preset, "seed": seed}))
+        progress.state["environment"] = environment(d.world, d.device.type)
+        progress.state.setdefault("started", now())
+        progress.save()
+        if d.is_main:
+            print_estimate(settings["train"], vocab_size, d.world)
+        run_stages(run_dir, d, progress, settings, data, vocab_size, eval_preset, seed)
+    if d.is_main:
+        print_summary(run_dir, progress.state)
+    return progress.state
+
+
+def run_stages(run_dir: Path, d: Dist, progress: Progress, settings: dict, data: PrepareConfig, vocab_size: int,
+               eval_preset: str, seed: int) -> None:
+    from llmlab.report.render import write_report
+    from llmlab.train import prefs as prefs_stage
+    from llmlab.train import pretrain as pretrain_stage
+    from llmlab.train import sft as sft_stage
 
     def on_main(fn):
         """Run fn on rank 0 while any other processes wait; returns fn's result on rank 0, None elsewhere."""
-        with distributed(device) as d:
-            result = fn() if d.is_main else None
-            barrier(d)
+        result = fn() if d.is_main else None
+        barrier(d)
         return result
 
     steps = {
@@ -212,11 +221,11 @@ def speedrun(run_dir: Path, preset: str = "default", depth: int | None = None, d
         "report": lambda: on_main(lambda: bool(write_report(run_dir))),
     }
     for number, name in enumerate(STAGES, 1):
-        if rank == 0:
+        if d.is_main:
             print(f"\n== speedrun {number}/{len(STAGES)}: {name} ==", flush=True)
         progress.start(name)
         start = time.perf_counter()
-        try:
+        try:  # the stages' own `distributed()` find this group and join it (llmlab/train/distributed.py)
             did_work = steps[name]()
         except BaseException as e:  # KeyboardInterrupt too: the record says where the run stopped
             progress.fail(name, e)
@@ -224,9 +233,6 @@ def speedrun(run_dir: Path, preset: str = "default", depth: int | None = None, d
         progress.finish(name, time.perf_counter() - start, bool(did_work))
     progress.state["finished"] = now()
     progress.save()
-    if rank == 0:
-        print_summary(run_dir, progress.state)
-    return progress.state
 
 
 def print_summary(run_dir: Path, state: dict) -> None:

@@ -125,6 +125,8 @@ def test_crash_resume_and_skipping_finished_stages(tiny_speedrun, monkeypatch, c
     state = json.loads((run / "speedrun.json").read_text())
     assert all(state["stages"][s]["status"] == "done" for s in ("data", "pretrain", "sft", "prefs", "eval", "report"))
     assert all("checked" in state["stages"][s] for s in ("data", "pretrain", "sft", "prefs", "eval"))
+    assert state["stages"]["pretrain"]["attempts"] == state["stages"]["prefs"]["attempts"] == 1
+    assert state["stages"]["sft"]["attempts"] == state["stages"]["eval"]["attempts"] == 2
 
 
 def test_settings_follow_preset_then_depth_then_overrides():
