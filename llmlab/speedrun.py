@@ -60,7 +60,8 @@ def build_config(cls, values: dict, option: str):
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise LlmlabError(f"--{option}: unknown field(s) {', '.join(unknown)}; {cls.__name__} has {', '.join(sorted(known))}")
+        raise LlmlabError(f"--{option}: unknown field(s) {', '.join(unknown)}; "
+                          f"{cls.__name__} has {', '.join(sorted(known))}")
     return cls(**values)
 
 

@@ -41,8 +41,8 @@ def make_run(root: Path) -> Path:
     (run / "pretrain").mkdir(parents=True)
     config = {"depth": 3, "resolved": {"params": {"total": 2_000_000}, "steps": 30, "tokens": 100_000}}
     (run / "pretrain" / "config.yaml").write_text(yaml.safe_dump(config))
-    write_jsonl(run / "pretrain" / "metrics.jsonl", [{"step": s, "loss": 8.0 - s / 10, "train_time": s} for s in (10, 20, 30)]
-                + [{"step": 30, "val_bpb": 1.6, "train_time": 30.0}])
+    rows = [{"step": s, "loss": 8.0 - s / 10, "train_time": s} for s in (10, 20, 30)]
+    write_jsonl(run / "pretrain" / "metrics.jsonl", rows + [{"step": 30, "val_bpb": 1.6, "train_time": 30.0}])
     (run / "pretrain" / "zip_view.json").write_text(json.dumps(ZIP_VIEW))
     (run / "base").mkdir()
     (run / "base" / "model.json").write_text(json.dumps({"stage": "base", "val_bpb": 1.6}))
@@ -55,7 +55,8 @@ def make_run(root: Path) -> Path:
     for folder, score in (("base", 0.3), ("chat_sft", 0.4)):
         (run / "eval" / folder).mkdir(parents=True)
         (run / "eval" / folder / "summary.json").write_text(json.dumps(summary(folder, score)))
-        write_jsonl(run / "eval" / folder / "samples.jsonl", [{"prompt": f"Hello {folder} | pipe", "output": "Hi there."}])
+        sample = {"prompt": f"Hello {folder} | pipe", "output": "Hi there."}
+        write_jsonl(run / "eval" / folder / "samples.jsonl", [sample])
     return run
 
 
@@ -115,7 +116,8 @@ def test_report_of_an_empty_run_and_of_a_speedrun_record(tmp_path):
 def test_facts_helpers(tmp_path):
     assert git_commit(tmp_path) is None  # not inside a checkout: no commit, no error
     assert price_per_hour({"device": "cpu", "logical_cores": 4})[0] > 0
-    assert price_per_hour({"device": "cuda", "cuda_devices": ["NVIDIA H100 80GB HBM3"] * 8, "processes": 8})[0] == 8 * 2.5
+    node = {"device": "cuda", "cuda_devices": ["NVIDIA H100 80GB HBM3"] * 8, "processes": 8}
+    assert price_per_hour(node)[0] == 8 * 2.5
     pkg = tmp_path / "pkg"
     (pkg / "sub").mkdir(parents=True)
     (pkg / "a.py").write_text("x = 1\n\n")

@@ -43,7 +43,8 @@ class FakeEvals:
                                            "unit": "accuracy", "seconds": 0.1, "metrics": {}}}}
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir) / "summary.json").write_text(json.dumps(summary))
-        (Path(out_dir) / "samples.jsonl").write_text(json.dumps({"prompt": "What is red?", "output": "The apple."}) + "\n")
+        sample = {"prompt": "What is red?", "output": "The apple."}
+        (Path(out_dir) / "samples.jsonl").write_text(json.dumps(sample) + "\n")
         return summary
 
 
@@ -145,11 +146,12 @@ def test_killed_speedrun_continues_pretraining_from_its_checkpoint(tiny_speedrun
     run, options = tiny_speedrun
     options["train"] = {**TINY_TRAIN, "tokens": 8 * 48 * 200, "checkpoint_every": 20}
     config = tmp_path / "speedrun.yaml"
-    config.write_text(yaml.safe_dump({"run_dir": str(run), "preset": "tiny", "data": {"sources": options["data"].sources,
-                                      "workers": 1}, **{k: json.loads(json.dumps(options[k], default=str))
-                                                        for k in ("train", "sft", "prefs")}}))
+    stage_options = {k: json.loads(json.dumps(options[k], default=str)) for k in ("train", "sft", "prefs")}
+    data = {"sources": options["data"].sources, "workers": 1}
+    config.write_text(yaml.safe_dump({"run_dir": str(run), "preset": "tiny", "data": data, **stage_options}))
     proc = subprocess.Popen([sys.executable, "-m", "llmlab", "speedrun", "--config", str(config)],
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not checkpoint.list_checkpoints(run / "pretrain" / "checkpoints"):
         assert proc.poll() is None and time.time() < deadline, "the speedrun ended before it could be killed"

@@ -1,6 +1,6 @@
 """`llmlab speedrun`: the whole pipeline in one resumable command (see llmlab/speedrun.py).
 
-    llmlab speedrun --run_dir runs/speedrun                  # data -> tokenizer -> pretrain -> SFT -> DPO -> eval -> report
+    llmlab speedrun --run_dir runs/speedrun          # data -> tokenizer -> pretrain -> SFT -> DPO -> eval -> report
     llmlab speedrun --run_dir runs/t --preset tiny           # every stage in a couple of minutes
     llmlab speedrun --run_dir runs/x --depth 4 --train '{tokens: 2000000}'
     torchrun --standalone --nproc_per_node 2 -m llmlab speedrun --run_dir runs/x

@@ -83,7 +83,8 @@ def price_per_hour(env: dict) -> tuple[float, str]:
             return 0.0, f"{name} is not in llmlab.hardware.ACCELERATORS: no price known"
         return gpus * known.usd_per_hour, f"{gpus} x {known.name} at ${known.usd_per_hour}/h (indicative rental price)"
     cores = env.get("logical_cores") or 1
-    return cores * CPU_USD_PER_CORE_HOUR, f"{cores} vCPUs at ${CPU_USD_PER_CORE_HOUR}/vCPU-hour (cloud on-demand estimate)"
+    basis = f"{cores} vCPUs at ${CPU_USD_PER_CORE_HOUR}/vCPU-hour (cloud on-demand estimate)"
+    return cores * CPU_USD_PER_CORE_HOUR, basis
 
 
 def read_yaml(path: Path) -> dict | None:

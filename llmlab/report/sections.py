@@ -39,7 +39,9 @@ def last(rows: list[dict], key: str):
 def environment_section(facts: dict) -> list:
     env = facts["environment"]
     git = env.get("git")
-    commit = "not a git checkout" if not git else git["commit"][:12] + (" (uncommitted changes)" if git["dirty"] else "")
+    commit = "not a git checkout"
+    if git:
+        commit = git["commit"][:12] + (" (uncommitted changes)" if git["dirty"] else "")
     gpus = ", ".join(env.get("cuda_devices") or []) or "none"
     rows = [
         ("CPU", f"{env.get('cpu')} ({', '.join(env.get('cpu_features') or []) or 'no AVX2'})"),
