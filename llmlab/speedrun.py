@@ -118,7 +118,8 @@ class Progress:
 
     def fail(self, name: str, error: BaseException) -> None:
         record = self.stage(name)
-        record.update(status="failed", error=f"{type(error).__name__}: {error}", failed=now())
+        message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__  # Ctrl-C has no text
+        record.update(status="failed", error=message, failed=now())
         self.save()
 
 
