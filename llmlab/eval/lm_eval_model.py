@@ -14,23 +14,25 @@ From Python (any task lm-eval knows; the ones that need no download are your own
 From the shell: lm-eval's own `lm_eval` command finds no plugins, so this module is the command (it registers the
 class, then runs lm-eval's command line with the same options):
 
-    python -m llmlab.eval.lm_eval_model run --model llmlab --model_args pretrained=runs/x/base,batch_size=8 \
-        --tasks my_task --include_path my_tasks/
+    python -m llmlab.eval.lm_eval_model run --model llmlab --model_args pretrained=runs/x/base --batch_size 8 \
+        --tasks my_task --include_path my_tasks/ --device cpu
 
 model_args: pretrained (any model spec `llmlab.model.loading.load_model` takes: an llmlab model folder, a Hugging
 Face Llama/Qwen3 folder, a .gguf file, "smollm2"), batch_size (rows per forward pass for log-likelihoods; on lm-eval's
 command line give --batch_size instead), max_length (context kept, at most the model's seq_len), max_gen_toks
 (default generation length), add_bos_token (start every context with BOS, as llmlab's pre-training starts each
 document; default: the tokenizer's add_bos, false for SmolLM2), prefix_token_id (what an empty context becomes;
-default BOS, or EOS without add_bos_token), device, seed (for sampled generation).
+default BOS, or EOS without add_bos_token; for SmolLM2's plain text 0, its <|endoftext|>, is the natural one),
+device, seed (for sampled generation). Memory: a log-likelihood batch holds batch_size x length x vocab float32
+logits (8 x 512 x 49,152 x 4 bytes = 0.8 GB for SmolLM2).
 
 The three request types, as lm-eval's own Hugging Face model (HFLM) computes them:
     loglikelihood           (context, continuation) -> (log p(continuation | context), is it the greedy output).
                             Token boundaries: context + continuation is encoded whole and split after the tokens of
-                            the context alone (lm-eval's TemplateLM); an empty context is replaced by BOS. Too long:
+                            the context alone (lm-eval's TemplateLM); an empty context is the prefix token. Too long:
                             the oldest tokens are dropped, keeping max_length tokens of input.
-    loglikelihood_rolling   (text,) -> log p(text | BOS): windows of max_length tokens, every token scored once with
-                            as much context as the window allows (lm-eval's get_rolling_token_windows).
+    loglikelihood_rolling   (text,) -> log p(text | prefix token): windows of max_length tokens, each token scored
+                            once, after the tokens before it in its window (lm-eval's get_rolling_token_windows).
     generate_until          (context, gen_kwargs) -> the text generated until one of gen_kwargs["until"], EOS or
                             max_gen_toks tokens (greedy unless do_sample / temperature > 0), through llmlab's engine.
 
@@ -40,15 +42,19 @@ Checks: `.venv/bin/pytest tests/test_lm_eval.py` (a tiny local task run offline 
 from __future__ import annotations
 
 import torch
-from lm_eval.api.instance import Instance
-from lm_eval.api.model import TemplateLM
-from lm_eval.api.registry import register_model
-from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs
-from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from tqdm import tqdm
 
 from llmlab.engine.generate import cut_at_stop, generate_ids
 from llmlab.errors import LlmlabError
+
+try:
+    from lm_eval.api.instance import Instance
+    from lm_eval.api.model import TemplateLM
+    from lm_eval.api.registry import register_model
+    from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs
+    from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+except ImportError as e:
+    raise LlmlabError("lm-evaluation-harness is not installed: pip install 'llmlab[eval]' (or lm_eval)") from e
 from llmlab.model.loading import load_model
 from llmlab.model.transformer import Transformer
 
