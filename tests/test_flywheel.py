@@ -68,7 +68,7 @@ def test_flags_and_corrections_make_a_better_next_version(sft_run, tmp_path, cap
                  *[f"--flywheel.sft.{k}={v}" for k, v in FAST.items()]])
     assert code == 0
     out = capsys.readouterr().out
-    assert "misbehaviour on the trained flagged prompts: 1.00 -> 0.00 (n=3)" in out
+    assert "misbehaviour on the trained flagged prompts: 1.00 -> 0.00 (n=3; not exactly the ideal: 1.00 -> 0.00)" in out
     report = json.loads((sft_run / "flywheel" / "chat_v2" / "report.json").read_text())
     assert report["sft_data"] == {"new": 3, "repeated": 12, "old": 3}
     assert set(report["regular"]) == {"turn_ending", "arithmetic", "refusal", "over_refusal"}
@@ -78,3 +78,17 @@ def test_flags_and_corrections_make_a_better_next_version(sft_run, tmp_path, cap
     assert meta["flywheel"]["from"] == "chat_sft" and meta["stage"] == "sft"
     # the next turn refuses to overwrite the version it made
     assert main(["flywheel", "--run_dir", str(sft_run), "--flywheel.start", "chat_sft"]) == 2
+
+
+@pytest.mark.slow
+def test_scripted_questions_avoid_the_fine_tuning_data(tmp_path):
+    from llmlab.monitor.scripted import fresh_sums, is_right
+    from llmlab.train.default_data import default_data_files
+
+    pairs = fresh_sums(tmp_path, 300)
+    assert len({q for q, _ in pairs}) == 300 and all(is_right(q, a) for q, a in pairs)
+    used = {m["content"] for split in ("sft_train", "sft_val")
+            for line in default_data_files(tmp_path)[split].read_text().splitlines()
+            for m in json.loads(line)["messages"]}
+    assert not used & {q for q, _ in pairs}
+    assert not is_right("What is 47 + 38?", "47 + 38 = 84.") and is_right("What is 47 - 38?", "It is 9.")

@@ -30,7 +30,8 @@ def flywheel(run_dir: Path = Path("runs/default"), db: Path | None = None,
         if f"misbehaviour_{split}" in report:
             m = report[f"misbehaviour_{split}"]
             print(f"misbehaviour on the {split.replace('_', '-')} flagged prompts: {m['before']['rate']:.2f} "
-                  f"-> {m['after']['rate']:.2f} (n={m['before']['n']})")
+                  f"-> {m['after']['rate']:.2f} (n={m['before']['n']}; not exactly the ideal: "
+                  f"{m['before']['not_ideal']:.2f} -> {m['after']['not_ideal']:.2f})")
     for name, r in report.get("regular", {}).items():
         flag = "  WORSE beyond noise" if r["worse_beyond_noise"] else ""
         print(f"{name:<18} {r['before']:.3f} -> {r['after']:.3f} (n={r['n']}){flag}")

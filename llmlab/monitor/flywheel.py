@@ -108,11 +108,13 @@ def greedy_answers(model, tok, prompts: list[list[dict]], max_tokens: int) -> li
 
 
 def misbehaviour(model, tok, items: list[dict], max_tokens: int) -> dict:
-    """{"rate", "n", "ci95", "answers"} of `model` on corrections (dicts with prompt, ideal and answer)."""
+    """{"rate", "n", "ci95", "not_ideal", "answers", "misbehaves"} of `model` on corrections (dicts with prompt,
+    ideal and answer); not_ideal is the stricter share of answers that are not exactly the ideal response."""
     answers = greedy_answers(model, tok, [c["prompt"] for c in items], max_tokens)
     bad = [misbehaves(a, c["ideal"], c["answer"]) for a, c in zip(answers, items)]
-    return {"rate": sum(bad) / len(bad), "n": len(bad), "ci95": list(wilson(sum(bad), len(bad))), "answers": answers,
-            "misbehaves": bad}
+    differ = [a.strip() != c["ideal"].strip() for a, c in zip(answers, items)]
+    return {"rate": sum(bad) / len(bad), "n": len(bad), "ci95": list(wilson(sum(bad), len(bad))),
+            "not_ideal": sum(differ) / len(differ), "answers": answers, "misbehaves": bad}
 
 
 def compare_regular(before: dict, after: dict) -> dict:
