@@ -219,3 +219,10 @@ def test_content_f1_leaves_out_function_words_and_the_question():
     # content words: babble {group, family x2, americas}, reference {spurge, family x2, large, flowering, plants}
     assert token_f1(babble, reference, ignore=ignore) == pytest.approx(2 * (2 / 4) * (2 / 6) / (2 / 4 + 2 / 6))
     assert token_f1("A spurge family of flowering plants", reference, ignore=ignore) == pytest.approx(0.8)  # 4/4, 4/6
+
+
+def test_a_later_run_with_the_same_settings_adds_to_the_summary(eval_run, tmp_path):
+    run_evals(eval_run / "base", tmp_path / "s", names=["samples"], sizes=SMALL)
+    assert list(run_evals(eval_run / "base", tmp_path / "s", names=["mmlu"], sizes=SMALL)["evals"]) == ["samples", "mmlu"]
+    other = run_evals(eval_run / "base", tmp_path / "s", names=["mmlu"], sizes={**SMALL, "mmlu": 2})
+    assert list(other["evals"]) == ["mmlu"]  # other settings: a fresh summary
