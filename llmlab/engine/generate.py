@@ -99,7 +99,7 @@ class Step:
 @torch.inference_mode()
 def _last_logits(model: Transformer, ids: Tensor, cache: KVCache) -> Tensor:
     """Run ids (B, T) through the model after the cached positions; logits (B, V) of the last position."""
-    logits, _ = model(ids, kv_cache=cache)  # (B, T, V)
+    logits, _ = model(ids, kv_cache=cache, last_only=True)  # (B, 1, V)
     return logits[:, -1]
 
 

@@ -310,12 +310,14 @@ class Transformer(nn.Module):
         targets: Tensor | None = None,
         loss_mask: Tensor | None = None,
         kv_cache: KVCache | None = None,
+        last_only: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
         """Logits (B, T, V) float32 for token ids idx (B, T), and the loss when targets (B, T) are given.
 
         loss: mean cross-entropy over positions whose target is not -1 and, if loss_mask (B, T) is given, whose mask
         is nonzero; 0 when no position counts. With kv_cache, idx holds the tokens at positions cache.pos..; the cache
-        is updated and cache.pos advanced by T.
+        is updated and cache.pos advanced by T. last_only: logits (B, 1, V) of the last position only, all sampling
+        needs after a prefill (the head over every position is ~1/5 of a SmolLM2 prefill); no targets then.
         """
         cfg = self.cfg
         if idx.dim() != 2:
@@ -327,10 +329,12 @@ class Transformer(nn.Module):
                 f"targets / loss_mask must have the input's shape {tuple(idx.shape)}, got "
                 f"{tuple(targets.shape)} / {None if loss_mask is None else tuple(loss_mask.shape)}"
             )
+        if last_only and targets is not None:
+            raise LlmlabError("last_only gives the last position's logits: pass no targets with it")
         if kv_cache is not None and kv_cache.per_row:
             if targets is not None:
                 raise LlmlabError("a per-row KV cache is for inference: pass no targets with it")
-            return self._forward_per_row(idx, kv_cache), None
+            return self._forward_per_row(idx, kv_cache, last_only), None
         start = 0 if kv_cache is None else kv_cache.pos
         if kv_cache is None and T > cfg.seq_len:
             raise LlmlabError(
@@ -355,7 +359,7 @@ class Transformer(nn.Module):
             if T > 1:
                 q_pos = torch.arange(start, start + T, device=idx.device)[:, None]  # (T, 1)
                 mask = torch.arange(start + T, device=idx.device)[None, :] <= q_pos  # (T, S) bool, True = attend
-        logits = self._blocks_and_head(x, rope, kv_cache, mask, is_causal)  # (B, T, V)
+        logits = self._blocks_and_head(x, rope, kv_cache, mask, is_causal, last_only)  # (B, T or 1, V)
         if kv_cache is not None:
             kv_cache.pos += T
 
@@ -377,13 +381,13 @@ class Transformer(nn.Module):
 
     def _blocks_and_head(
         self, x: Tensor, rope: tuple[Tensor, Tensor] | None, kv_cache: KVCache | None, mask: Tensor | None,
-        is_causal: bool,
+        is_causal: bool, last_only: bool = False,
     ) -> Tensor:
-        """Float32 logits (B, T, V) of the embedded tokens x (B, T, C)."""
+        """Float32 logits (B, T, V) of the embedded tokens x (B, T, C); (B, 1, V) of the last one with last_only."""
         cfg = self.cfg
         for layer, block in enumerate(self.blocks):
             x = block(x, rope, kv_cache, layer, mask, is_causal)
-        x = self.norm(x)
+        x = self.norm(x[:, -1:] if last_only else x)
         head = self.embed.weight if cfg.tie_embeddings else self.lm_head.weight  # (V, C)
         logits = F.linear(x, head).float()  # (B, T, V)
         if cfg.logit_softcap is not None:
@@ -392,8 +396,9 @@ class Transformer(nn.Module):
             logits = torch.tanh(logits.mul_(1.0 / cfg.logit_softcap)) * cfg.logit_softcap
         return logits
 
-    def _forward_per_row(self, idx: Tensor, cache: KVCache) -> Tensor:
-        """Logits (B', T, V) for idx (B', T) appended to the rows `cache.rows` of a per-row cache, each at its pos."""
+    def _forward_per_row(self, idx: Tensor, cache: KVCache, last_only: bool = False) -> Tensor:
+        """Logits (B', T, V) (or (B', 1, V) with last_only) for idx (B', T) appended to the rows `cache.rows` of a
+        per-row cache, each at its pos."""
         B, T = idx.shape
         n_rows = len(range(cache.batch_size)[cache.rows])
         if B != n_rows:
@@ -406,6 +411,6 @@ class Transformer(nn.Module):
         # or stale data from the row's previous occupant.
         slots = torch.arange(furthest, device=idx.device)  # (S,)
         mask = slots[None, None, None, :] <= positions[:, None, :, None]  # (B', 1, T, S) bool, True = attend
-        logits = self._blocks_and_head(x, rope, cache, mask, is_causal=False)
+        logits = self._blocks_and_head(x, rope, cache, mask, False, last_only)
         cache.pos[cache.rows] += T
         return logits
