@@ -78,6 +78,15 @@ def test_flags_and_corrections_make_a_better_next_version(sft_run, tmp_path, cap
     assert meta["flywheel"]["from"] == "chat_sft" and meta["stage"] == "sft"
     # the next turn refuses to overwrite the version it made
     assert main(["flywheel", "--run_dir", str(sft_run), "--flywheel.start", "chat_sft"]) == 2
+    # a scripted arena between the two versions: one blind comparison per new prompt, then the leaderboard
+    versions = json.dumps({"chat_sft": str(sft_run / "chat_sft"), "chat_v2": str(sft_run / "chat_v2")})
+    assert main(["store", "duel", "--db", str(db), "--models", versions, "--run_dir", str(sft_run),
+                 "--questions", "4"]) == 0
+    assert len(Store(db).comparison_rows()) == 4
+    capsys.readouterr()
+    assert main(["arena", "--db", str(db), "--bootstrap", "20"]) == 0
+    board = capsys.readouterr().out.splitlines()
+    assert board[0].split()[:2] == ["model", "rating"] and {line.split()[0] for line in board[1:]} == {"chat_sft", "chat_v2"}
 
 
 @pytest.mark.slow

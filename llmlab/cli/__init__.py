@@ -43,7 +43,8 @@ def commands() -> dict:
         "sft": sft.sft,
         "speedrun": speedrun.speedrun,
         "store": {"_help": "The serving database: export the labelers' work, counts.", "export": store.export,
-                  "stats": store.stats, "simulate": store.simulate},
+                  "stats": store.stats, "simulate": store.simulate,
+                  "duel": store.duel},
         "tokenizer": {
             "_help": "Train, use and measure the run's byte-level BPE tokenizer.",
             "train": tokenizer.train,

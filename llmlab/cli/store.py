@@ -3,6 +3,7 @@
     llmlab store export --db runs/x/serve.sqlite --sft corrections.jsonl --dpo pairs.jsonl
     llmlab store stats --db runs/x/serve.sqlite
     llmlab store simulate --db runs/x/serve.sqlite --model runs/x/chat_dpo --run_dir runs/x
+    llmlab store duel --db runs/x/serve.sqlite --models '{v1: runs/x/chat_dpo, v2: runs/x/chat_v2}' --run_dir runs/x
     llmlab arena --db runs/x/serve.sqlite
 """
 
@@ -67,6 +68,31 @@ def simulate(*, db: Path, model: Path, run_dir: Path, name: str | None = None, q
     store.register_model(name, str(model))
     s = scripted_session(store, name, model, run_dir=run_dir, questions=questions, max_flags=max_flags, seed=seed)
     print(f"asked {s['asked']}, flagged {s['wrong']} wrong answers, corrected {s['corrected']} -> {db}")
+
+
+def duel(*, db: Path, models: dict[str, Path], run_dir: Path, questions: int = 100, seed: int = 1) -> None:
+    """Scripted blind A/B comparisons of two versions on fresh two-digit sums (the right answer wins; two right or
+    two wrong tie), stored as a labeler's comparisons would be; then `llmlab arena` rates them.
+
+    Args:
+        db: the serving database to fill.
+        models: the two versions, name -> model folder, e.g. '{chat_dpo: runs/x/chat_dpo, chat_v2: runs/x/chat_v2}'.
+        run_dir: the run whose fine-tuning data the questions must avoid.
+        questions: how many prompts are compared.
+        seed: seeds the questions (another seed than `simulate`'s gives other sums).
+    """
+    from llmlab.errors import LlmlabError
+    from llmlab.monitor.scripted import scripted_duel
+    from llmlab.monitor.store import Store
+
+    if len(models) != 2:
+        raise LlmlabError(f"--models needs exactly two versions, got {len(models)}")
+    store = Store(db)
+    for name, folder in models.items():
+        store.register_model(name, str(folder))
+    tally = scripted_duel(store, {k: Path(v) for k, v in models.items()}, run_dir=run_dir, questions=questions,
+                          seed=seed)
+    print(", ".join(f"{k} {v}" for k, v in tally.items()) + f" -> {db}")
 
 
 def arena(*, db: Path, bootstrap: int = 200) -> None:

@@ -7,6 +7,12 @@ that appear nowhere in the run's fine-tuning data (train or val), so they never 
 exchange is stored as the server stores it. An answer whose last number is not the result (the check of the
 arithmetic eval) is flagged "wrong arithmetic"; the labeler then works through the review queue and writes the
 ideal response in the default data's format ("47 + 38 = 85."), for up to `max_flags` flagged answers.
+
+    tally = scripted_duel(store, {"chat_dpo": Path("runs/x/chat_dpo"), "chat_v2": Path("runs/x/chat_v2")},
+                          run_dir=Path("runs/x"), questions=100)
+
+A scripted arena: both versions answer the same new sums (none the store has seen) and a blind comparison is
+stored for each, won by the right answer.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ from llmlab.train.default_data import default_data_files
 QUESTION = re.compile(r"^What is (\d+) ([+-]) (\d+)\?$")
 
 
-def fresh_sums(run_dir: Path, n: int, seed: int = 0) -> list[tuple[str, str]]:
-    """n (question, ideal answer) pairs of 2-digit sums/differences absent from the run's fine-tuning data."""
+def fresh_sums(run_dir: Path, n: int, seed: int = 0, avoid: set[str] = frozenset()) -> list[tuple[str, str]]:
+    """n (question, ideal answer) pairs of 2-digit sums/differences absent from the run's fine-tuning data (and
+    from `avoid`)."""
     files = default_data_files(run_dir)
-    used = set()
+    used = set(avoid)
     for split in ("sft_train", "sft_val"):
         for line in Path(files[split]).read_text(encoding="utf-8").splitlines():
             used.update(m["content"] for m in json.loads(line)["messages"] if m["role"] == "user")
@@ -71,3 +78,30 @@ def scripted_session(store: Store, model_name: str, model_dir: Path, *, run_dir:
             store.add_label(item["message_id"], ideal[question], labeler="scripted")
             corrected += 1
     return {"asked": len(pairs), "wrong": wrong, "corrected": corrected}
+
+
+def scripted_duel(store: Store, versions: dict[str, Path], *, run_dir: Path, questions: int = 100,
+                  max_tokens: int = 32, seed: int = 1) -> dict:
+    """Blind A/B comparisons between two versions on fresh sums, judged by the arithmetic check: the right answer
+    wins, two right or two wrong answers tie. Sides are shuffled per question. Returns {name: wins, "tie": n}."""
+    (name_a, dir_a), (name_b, dir_b) = versions.items()
+    pairs = fresh_sums(run_dir, questions, seed, avoid=store.asked())  # never a prompt a version was corrected on
+    prompts = [[{"role": "user", "content": q}] for q, _ in pairs]
+    answers = {}
+    for name, folder in ((name_a, dir_a), (name_b, dir_b)):
+        model, tok, _ = load_model_folder(folder)
+        answers[name] = greedy_answers(model, tok, prompts, max_tokens)
+    rng, tally = random.Random(f"{seed}-duel"), {name_a: 0, name_b: 0, "tie": 0}
+    for i, ((question, _), prompt) in enumerate(zip(pairs, prompts)):
+        first, second = rng.sample([name_a, name_b], 2)
+        ids, conversation = [], None
+        for name in (first, second):
+            conversation, message = store.start_exchange(model=name, messages=prompt, params={"temperature": 0.0},
+                                                          conversation_id=conversation)
+            store.finish_exchange(message, answers[name][i], "stop", {})
+            ids.append(message)
+        right = [is_right(question, answers[name][i]) for name in (first, second)]
+        winner = "tie" if right[0] == right[1] else "a" if right[0] else "b"
+        store.add_comparison(ids[0], ids[1], winner, labeler="scripted")
+        tally[{"a": first, "b": second, "tie": "tie"}[winner]] += 1
+    return tally

@@ -264,6 +264,10 @@ class Store:
                 "prompt": self.prompt(message_id), "answer": m["content"], "finish_reason": m["finish_reason"],
                 "feedback": [dict(f) for f in feedback], "flagged": any(f["kind"] == "flag" for f in feedback)}
 
+    def asked(self) -> set[str]:
+        """Every user message stored so far."""
+        return {r[0] for r in self._db().execute("SELECT DISTINCT content FROM messages WHERE role = 'user'")}
+
     def counts(self) -> dict:
         db = self._db()
         return {table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
