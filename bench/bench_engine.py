@@ -7,14 +7,16 @@ machine, same run: prefill tokens/s and greedy decode tokens/s at batch 1 and 8.
 Both sides get the very same float32 weights: the llmlab model is exported with `export_hf` (a rename of its
 parameters) and read back by transformers' AutoModelForCausalLM; the script checks their logits agree before timing.
 
-  prefill  one forward pass over a --prompt_len token prompt at batch 1, filling a KV cache: prompt tokens / s
+  prefill  one forward pass over a --prompt_len token prompt at batch 1, filling a KV cache, with the logits of the
+           last position only (as both generate loops do): prompt tokens / s
   decode   --new_tokens greedy tokens per row after a --decode_prompt_len token prompt, rows x new tokens / s of
            the whole call (prefill included; with the short prompt it is a small part of the time). Every row runs
            to the end: llmlab gets no stop ids, transformers min_new_tokens = max_new_tokens. llmlab's batch of 8
            is 8 samples of one prompt (`num_samples`, one prefill shared), transformers' is 8 copies of it.
 
-Each figure is the median of --repeats timed runs after one warm-up, with torch limited to --threads threads. The
-prompts are random token ids (speed does not depend on the text).
+Each figure is the median of --repeats timed runs after one warm-up (llmlab and transformers taking turns), with
+torch limited to --threads threads; prompts are random token ids (speed does not depend on the text). Tokens/s are
+wall-clock; the last column is the ratio of the process CPU time the two spent, a steadier figure on a busy machine.
 """
 
 from __future__ import annotations
@@ -41,14 +43,18 @@ def to_transformers(model, tok):
         return AutoModelForCausalLM.from_pretrained(Path(tmp) / "hf", dtype=torch.float32).eval()
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up: first-call allocations and kernel choices
-    times = []
+def median_times(fns, repeats: int) -> list[tuple[float, float]]:
+    """(median wall seconds, median process CPU seconds) of each function; the functions take turns, so a busy spell
+    on the machine hits both sides."""
+    for fn in fns:
+        fn()  # warm-up: first-call allocations and kernel choices
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, spent in zip(fns, times):
+            wall, cpu = time.perf_counter(), time.process_time()
+            fn()
+            spent.append((time.perf_counter() - wall, time.process_time() - cpu))
+    return [(statistics.median(w for w, _ in spent), statistics.median(c for _, c in spent)) for spent in times]
 
 
 def main() -> None:
@@ -75,19 +81,18 @@ def main() -> None:
     if diff > 1e-2:
         raise SystemExit("the two models disagree: the comparison would not be on the same computation")
 
-    rows = []  # (what, llmlab tokens/s, transformers tokens/s)
+    rows = []  # (what, tokens, llmlab (wall s, CPU s), transformers (wall s, CPU s))
 
     @torch.inference_mode()
     def prefill_llmlab() -> None:
-        model(prompt, kv_cache=model.make_kv_cache(1, max_len=args.prompt_len))
+        model(prompt, kv_cache=model.make_kv_cache(1, max_len=args.prompt_len), last_only=True)
 
     @torch.inference_mode()
     def prefill_hf() -> None:
-        hf(prompt, use_cache=True)
+        hf(prompt, use_cache=True, logits_to_keep=1)
 
-    rows.append((f"prefill {args.prompt_len} tokens, batch 1",
-                 args.prompt_len / median_time(prefill_llmlab, args.repeats),
-                 args.prompt_len / median_time(prefill_hf, args.repeats)))
+    rows.append((f"prefill {args.prompt_len} tokens, batch 1", args.prompt_len,
+                 *median_times([prefill_llmlab, prefill_hf], args.repeats)))
 
     short = prompt[0, : args.decode_prompt_len].tolist()
     n = args.new_tokens
@@ -102,13 +107,13 @@ def main() -> None:
                               min_new_tokens=n, pad_token_id=0)
             assert out.shape == (batch, len(short) + n)
 
-        rows.append((f"decode {n} new tokens, batch {batch}",
-                     batch * n / median_time(decode_llmlab, args.repeats),
-                     batch * n / median_time(decode_hf, args.repeats)))
+        rows.append((f"decode {n} new tokens, batch {batch}", batch * n,
+                     *median_times([decode_llmlab, decode_hf], args.repeats)))
 
-    print(f"\n{'tokens/s (median of ' + str(args.repeats) + ')':<34} {'llmlab':>10} {'transformers':>13} {'ratio':>7}")
-    for what, ours, theirs in rows:
-        print(f"{what:<34} {ours:>10.1f} {theirs:>13.1f} {ours / theirs:>6.2f}x")
+    print(f"\n{'tokens/s (median of ' + str(args.repeats) + ')':<34} {'llmlab':>8} {'transformers':>13} {'ratio':>6} "
+          f"{'CPU-time ratio':>15}")
+    for what, tokens, (wall, cpu), (hf_wall, hf_cpu) in rows:
+        print(f"{what:<34} {tokens / wall:>8.1f} {tokens / hf_wall:>13.1f} {hf_wall / wall:>5.2f}x {hf_cpu / cpu:>14.2f}x")
 
 
 if __name__ == "__main__":
