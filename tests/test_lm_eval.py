@@ -102,14 +102,14 @@ def test_rolling_loglikelihood_windows(tiny):
 
 def test_generate_until_stops_at_the_until_strings(tiny):
     model, tok = tiny
-    lm = LlmlabLM(model=model, tokenizer=tok)
-    prompt = [tok.bos_id, *tok.encode("The river")]
-    full = tok.decode(generate_ids(model, prompt, 12, temperature=0.0)[0])
-    stop = full[len(full) // 2 : len(full) // 2 + 1] if full.strip() else "\n"
-    gen_kwargs = [{"max_gen_toks": 12}, {"until": [stop], "max_gen_toks": 12}]
-    [plain, cut] = lm.generate_until(requests("generate_until", [("The river", kw) for kw in gen_kwargs]))
-    assert plain == full
-    assert cut == full[: full.index(stop)] and stop not in cut
+    lm = LlmlabLM(model=model, tokenizer=tok, batch_size=2)  # 4 requests: the engine batches and refills rows
+    contexts = ["The river", "Old king and queen of the city", "A", "Green light on water, red sun over the sea"]
+    full = [tok.decode(generate_ids(model, [tok.bos_id, *tok.encode(c)], 12, temperature=0.0)[0]) for c in contexts]
+    stop = full[0][len(full[0]) // 2 : len(full[0]) // 2 + 1] if full[0].strip() else "\n"
+    gen_kwargs = [{"until": [stop], "max_gen_toks": 12}] + [{"max_gen_toks": 12}] * 3
+    got = lm.generate_until(requests("generate_until", list(zip(contexts, gen_kwargs))))
+    assert got[1:] == full[1:]  # as the engine alone generates them, one by one
+    assert got[0] == full[0][: full[0].index(stop)] and stop not in got[0]
 
 
 TASKS = {

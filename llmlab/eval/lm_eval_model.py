@@ -34,17 +34,22 @@ The three request types, as lm-eval's own Hugging Face model (HFLM) computes the
     loglikelihood_rolling   (text,) -> log p(text | prefix token): windows of max_length tokens, each token scored
                             once, after the tokens before it in its window (lm-eval's get_rolling_token_windows).
     generate_until          (context, gen_kwargs) -> the text generated until one of gen_kwargs["until"], EOS or
-                            max_gen_toks tokens (greedy unless do_sample / temperature > 0), through llmlab's engine.
+                            max_gen_toks tokens (greedy unless do_sample / temperature > 0), through llmlab's
+                            continuous-batching engine (batch_size requests decoding together).
 
 Checks: `.venv/bin/pytest tests/test_lm_eval.py` (a tiny local task run offline through simple_evaluate).
 """
 
 from __future__ import annotations
 
+import functools
+import queue
+
 import torch
 from tqdm import tqdm
 
-from llmlab.engine.generate import cut_at_stop, generate_ids
+from llmlab.engine.batching import BatchEngine, Event, Request
+from llmlab.engine.generate import cut_at_stop
 from llmlab.errors import LlmlabError
 
 try:
@@ -187,31 +192,57 @@ class LlmlabLM(TemplateLM):
     # --- generation ----------------------------------------------------------------------------------------------
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        """All requests through llmlab's continuous-batching engine, batch_size rows decoding at once."""
+        jobs = [self._generation_request(*req.args) for req in requests]
+        if not jobs:
+            return []
+        seq_len = self.model.cfg.seq_len
+        longest = max(len(job.prompt_ids) + job.max_new_tokens for job in jobs)
+        engine = BatchEngine(self.model, self.tokenizer, max_batch=self.batch_size, max_waiting=len(jobs),
+                             max_len=min(longest, seq_len))
+        new_ids: list[list[int]] = [[] for _ in jobs]
+        finished: queue.Queue = queue.Queue()  # (job index, error or None) as each ends, from the engine's thread
+
+        def on_event(i: int, event: Event) -> None:
+            if event.token is not None and event.token != self.eot_token_id:
+                new_ids[i].append(event.token)
+            if event.finish is not None:
+                finished.put((i, event.error))
+
+        engine.start()
+        try:
+            for i, job in enumerate(jobs):
+                engine.submit(job, functools.partial(on_event, i))
+            for _ in tqdm(jobs, disable=disable_tqdm, desc="llmlab generate_until"):
+                i, error = finished.get()
+                if error is not None:
+                    raise LlmlabError(f"generation failed: {error}")
+        finally:
+            engine.stop()
         outputs = []
-        for req in tqdm(requests, disable=disable_tqdm, desc="llmlab generate_until"):
-            context, gen_kwargs = req.args
-            kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
-            until = handle_stop_sequences(kwargs["until"], eos=self.tokenizer.decode([self.eot_token_id]))
-            max_gen = kwargs["max_gen_toks"]
-            if not 0 < max_gen < self.max_length:
-                raise LlmlabError(f"max_gen_toks={max_gen} must be between 1 and max_length={self.max_length} - 1")
-            prompt = self.tok_encode(context)[-(self.max_length - max_gen) :] or [self.prefix_token_id]
-            new_ids = generate_ids(
-                self.model,
-                prompt,
-                max_gen,
-                temperature=float(kwargs.get("temperature", 0.0)) if kwargs["do_sample"] else 0.0,
-                top_k=kwargs.get("top_k"),
-                top_p=kwargs.get("top_p"),
-                seed=self.seed,
-                stop_ids={self.eot_token_id},
-                stop_strings=until,
-                tokenizer=self.tokenizer,
-            )[0]
-            text = cut_at_stop(self.tokenizer.decode(new_ids), until)
+        for req, job, ids in zip(requests, jobs, new_ids):
+            text = cut_at_stop(self.tokenizer.decode(ids), job.stop_strings)
             self.cache_hook.add_partial("generate_until", req.args, text)
             outputs.append(text)
         return outputs
+
+    def _generation_request(self, context: str, gen_kwargs: dict) -> Request:
+        """The engine request for one (context, gen_kwargs): left-truncated prompt, greedy unless sampling is asked."""
+        kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
+        until = handle_stop_sequences(kwargs["until"], eos=self.tokenizer.decode([self.eot_token_id]))
+        max_gen = kwargs["max_gen_toks"]
+        if not 0 < max_gen < self.max_length:
+            raise LlmlabError(f"max_gen_toks={max_gen} must be between 1 and max_length={self.max_length} - 1")
+        return Request(
+            prompt_ids=self.tok_encode(context)[-(self.max_length - max_gen) :] or [self.prefix_token_id],
+            max_new_tokens=max_gen,
+            temperature=float(kwargs.get("temperature", 0.0)) if kwargs["do_sample"] else 0.0,
+            top_k=kwargs.get("top_k"),
+            top_p=kwargs.get("top_p"),
+            seed=self.seed,
+            stop_ids={self.eot_token_id},
+            stop_strings=until,
+        )
 
 
 if __name__ == "__main__":  # lm-eval's command line, with "llmlab" registered
