@@ -141,6 +141,7 @@ DOCS = [
 ]
 
 
+@pytest.mark.slow  # ~5 s: lm-eval builds three tasks and their datasets
 def test_simple_evaluate_runs_a_local_task_offline(tiny, tiny_tokenizer, tmp_path):
     from lm_eval.tasks import TaskManager
 
