@@ -112,6 +112,29 @@ def test_generate_until_stops_at_the_until_strings(tiny):
     assert got[0] == full[0][: full[0].index(stop)] and stop not in got[0]
 
 
+@pytest.mark.slow  # ~10-20 s: transformers and two HFLM instances
+def test_same_scores_as_lm_evals_hf_model(tiny, tmp_path):
+    """lm-eval's own Hugging Face backend on an HF export of the same model gives the same numbers."""
+    pytest.importorskip("transformers")
+    from lm_eval.models.huggingface import HFLM
+
+    from llmlab.model.hf_format import export_hf
+
+    model, tok = tiny
+    export_hf(model, tok, tmp_path / "hf")
+    ours = LlmlabLM(model=model, tokenizer=tok, batch_size=2)
+    pairs = [("The river", " runs to the sea"), ("Old king ", "queen"), ("", "Light water")]
+    text = [("The river runs to the sea. Old king and queen of the city. " * 2,)]
+    for add_bos, kind, args in [(True, "loglikelihood", pairs), (False, "loglikelihood_rolling", text)]:
+        # HFLM puts BOS before contexts only with add_bos_token, and then also before a rolling text (scoring BOS
+        # after BOS); llmlab conditions on one BOS: the same choice of HFLM's flag gives the same tokens.
+        theirs = HFLM(pretrained=str(tmp_path / "hf"), device="cpu", dtype="float32", batch_size=2,
+                      add_bos_token=add_bos)
+        got, expected = getattr(ours, kind)(requests(kind, args)), getattr(theirs, kind)(requests(kind, args))
+        assert [x[0] if isinstance(x, tuple) else x for x in got] == pytest.approx(
+            [x[0] if isinstance(x, tuple) else x for x in expected], abs=1e-3)
+
+
 TASKS = {
     "tiny_mc": {
         "output_type": "multiple_choice",
