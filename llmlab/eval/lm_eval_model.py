@@ -37,7 +37,8 @@ The three request types, as lm-eval's own Hugging Face model (HFLM) computes the
                             max_gen_toks tokens (greedy unless do_sample / temperature > 0), through llmlab's
                             continuous-batching engine (batch_size requests decoding together).
 
-Checks: `.venv/bin/pytest tests/test_lm_eval.py` (a tiny local task run offline through simple_evaluate).
+Checks: `.venv/bin/pytest tests/test_lm_eval.py`: scores against sums of the model's log-probs, and equal to HFLM's
+on an HF export of the same model; a tiny local task run offline through simple_evaluate.
 """
 
 from __future__ import annotations
