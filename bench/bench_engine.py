@@ -81,7 +81,14 @@ def main() -> None:
     if diff > 1e-2:
         raise SystemExit("the two models disagree: the comparison would not be on the same computation")
 
-    rows = []  # (what, tokens, llmlab (wall s, CPU s), transformers (wall s, CPU s))
+    print(f"\n{'tokens/s (median of ' + str(args.repeats) + ')':<34} {'llmlab':>8} {'transformers':>13} {'ratio':>6} "
+          f"{'CPU-time ratio':>15}", flush=True)
+
+    def report(what: str, tokens: int, ours: tuple[float, float], theirs: tuple[float, float]) -> None:
+        """One row of the table, printed as soon as measured: tokens/s from wall times, and the CPU-time ratio."""
+        (wall, cpu), (hf_wall, hf_cpu) = ours, theirs
+        ratios = f"{hf_wall / wall:>5.2f}x {hf_cpu / cpu:>14.2f}x"
+        print(f"{what:<34} {tokens / wall:>8.1f} {tokens / hf_wall:>13.1f} {ratios}", flush=True)
 
     @torch.inference_mode()
     def prefill_llmlab() -> None:
@@ -91,8 +98,8 @@ def main() -> None:
     def prefill_hf() -> None:
         hf(prompt, use_cache=True, logits_to_keep=1)
 
-    rows.append((f"prefill {args.prompt_len} tokens, batch 1", args.prompt_len,
-                 *median_times([prefill_llmlab, prefill_hf], args.repeats)))
+    report(f"prefill {args.prompt_len} tokens, batch 1", args.prompt_len,
+           *median_times([prefill_llmlab, prefill_hf], args.repeats))
 
     short = prompt[0, : args.decode_prompt_len].tolist()
     n = args.new_tokens
@@ -107,13 +114,8 @@ def main() -> None:
                               min_new_tokens=n, pad_token_id=0)
             assert out.shape == (batch, len(short) + n)
 
-        rows.append((f"decode {n} new tokens, batch {batch}", batch * n,
-                     *median_times([decode_llmlab, decode_hf], args.repeats)))
-
-    print(f"\n{'tokens/s (median of ' + str(args.repeats) + ')':<34} {'llmlab':>8} {'transformers':>13} {'ratio':>6} "
-          f"{'CPU-time ratio':>15}")
-    for what, tokens, (wall, cpu), (hf_wall, hf_cpu) in rows:
-        print(f"{what:<34} {tokens / wall:>8.1f} {tokens / hf_wall:>13.1f} {hf_wall / wall:>5.2f}x {hf_cpu / cpu:>14.2f}x")
+        times = median_times([decode_llmlab, decode_hf], args.repeats)
+        report(f"decode {n} new tokens, batch {batch}", batch * n, *times)
 
 
 if __name__ == "__main__":
