@@ -46,7 +46,7 @@ def test_dpo_prefers_the_chosen_answers(tmp_path, tiny_tokenizer, capsys):
     assert summary["after"]["reward_accuracy"] == 1.0 and summary["after"]["reward_margin"] > 0
     _, _, info = load_model_folder(run / "chat_dpo")
     assert info["stage"] == "dpo"
-    with pytest.raises(LlmlabError, match="not an llmlab model folder"):
+    with pytest.raises(LlmlabError, match="chat_sft: no such model"):
         prefs(tmp_path / "empty", PrefsConfig(train_files=[path]))
 
 

@@ -60,8 +60,8 @@ def test_sft_learns_the_conversations_and_saves_a_chat_model(sft_run, tmp_path, 
 def test_bad_sft_settings_fail_before_training(sft_run, tmp_path):
     with pytest.raises(LlmlabError, match="micro_batch_size 4 does not divide"):
         sft(sft_run, SFTConfig(train_files=[tmp_path / "train.jsonl"], batch_size=6, micro_batch_size=4))
-    with pytest.raises(LlmlabError, match="not an llmlab model folder"):
-        sft(sft_run, SFTConfig(base=tmp_path / "nowhere", train_files=[tmp_path / "train.jsonl"]))
+    with pytest.raises(LlmlabError, match="nowhere: no such model"):
+        sft(sft_run, SFTConfig(base=str(tmp_path / "nowhere"), train_files=[tmp_path / "train.jsonl"]))
     assert not (sft_run / "sft" / "checkpoints").exists()
 
 

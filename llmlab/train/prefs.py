@@ -28,13 +28,12 @@ import torch
 import torch.nn.functional as F
 
 from llmlab.errors import LlmlabError
-from llmlab.files import file_sha256, save_config
+from llmlab.files import save_config
 from llmlab.model.flops import flops_per_token
-from llmlab.model.folder import load_model_folder
 from llmlab.tokenizer.chat import render_conversation
 from llmlab.tokenizer.conversations import load_preference_file
 from llmlab.train.distributed import Dist, barrier, distributed, wrap_ddp
-from llmlab.train.finetune import FinetuneConfig, check_batch, data_files, save_tuned, trainable_setup
+from llmlab.train.finetune import FinetuneConfig, check_batch, data_files, load_start, save_tuned, trainable_setup
 from llmlab.train.loop import LoopSettings, MetricsLog, is_finished, resume_point, run_steps, settings_fingerprint
 from llmlab.train.sft import Conversations
 
@@ -44,12 +43,13 @@ class PrefsConfig(FinetuneConfig):
     """DPO settings (and those of FinetuneConfig; the files hold preference pairs).
 
     Args:
-        start: the model folder to tune (it is also the frozen reference); None: <run_dir>/chat_sft.
+        start: the model to tune (it is also the frozen reference): an llmlab model folder or any spec `--model`
+            takes (Hugging Face folder, GGUF file, hf:org/name, smollm2); None: <run_dir>/chat_sft.
         beta: DPO's inverse temperature: how far the policy may move from the reference.
         rpo_alpha: weight of the per-token negative log-likelihood of the chosen answers added to the DPO loss.
     """
 
-    start: Path | None = None
+    start: str | None = None
     beta: float = 0.1
     rpo_alpha: float = 1.0
     # DPO should move a chat model a little: at 4x these rates the tuned model lost facts it had (docs/LOG.md)
@@ -103,8 +103,7 @@ def prefs(run_dir: Path, cfg: PrefsConfig, resume: bool = False) -> dict:
 
 def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
     out = run_dir / "prefs"
-    start_folder = Path(cfg.start or run_dir / "chat_sft")
-    model, tok, _ = load_model_folder(start_folder, d.device)
+    model, tok, start_sha = load_start(cfg.start or run_dir / "chat_sft", d.device)
     reference = copy.deepcopy(model).eval().requires_grad_(False)
     files = data_files(run_dir, cfg, d, "prefs")
     loaded = {}
@@ -125,7 +124,7 @@ def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
     before = {"pref_accuracy": preference_metrics(ref_val, ref_val, cfg.beta)["pref_accuracy"]} if val else {}
 
     optimizer = trainable_setup(model, cfg)
-    settings_fp = settings_fingerprint(cfg, start=file_sha256(start_folder / "model.safetensors"), pairs=n_pairs,
+    settings_fp = settings_fingerprint(cfg, start=start_sha, pairs=n_pairs,
                                        tokenizer=tok.sha256)
     ckpt_dir = out / "checkpoints"
     start_step, train_time = resume_point(ckpt_dir, model, optimizer, settings_fp, resume)

@@ -20,12 +20,11 @@ import numpy as np
 import torch
 
 from llmlab.errors import LlmlabError
-from llmlab.files import file_sha256, save_config
+from llmlab.files import save_config
 from llmlab.model.flops import flops_per_token
-from llmlab.model.folder import load_model_folder
 from llmlab.tokenizer.conversations import load_sft_file
 from llmlab.train.distributed import Dist, barrier, distributed, wrap_ddp
-from llmlab.train.finetune import FinetuneConfig, check_batch, data_files, save_tuned, trainable_setup
+from llmlab.train.finetune import FinetuneConfig, check_batch, data_files, load_start, save_tuned, trainable_setup
 from llmlab.train.loop import LoopSettings, MetricsLog, is_finished, resume_point, run_steps, settings_fingerprint
 
 
@@ -34,12 +33,13 @@ class SFTConfig(FinetuneConfig):
     """Fine-tuning settings (and those of FinetuneConfig).
 
     Args:
-        base: the model folder to fine-tune; None: <run_dir>/base.
+        base: the model to fine-tune: an llmlab model folder, a Hugging Face folder, a GGUF file, hf:org/name or
+            smollm2 (the packaged SmolLM2-135M-Instruct); None: <run_dir>/base.
         micro_batch_size: conversations per forward/backward on each process (None: the whole per-process batch).
         on_too_long: what to do with a conversation longer than the model's context: skip or truncate.
     """
 
-    base: Path | None = None
+    base: str | None = None
     micro_batch_size: int | None = None
     on_too_long: str = "truncate"
     epochs: float = 2.0
@@ -93,8 +93,7 @@ def sft(run_dir: Path, cfg: SFTConfig, resume: bool = False) -> dict:
 
 def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
     out = run_dir / "sft"
-    start_folder = Path(cfg.base or run_dir / "base")
-    model, tok, _ = load_model_folder(start_folder, d.device)
+    model, tok, base_sha = load_start(cfg.base or run_dir / "base", d.device)
     max_tokens = model.cfg.seq_len + 1  # inputs and targets are the ids shifted by one
     files = data_files(run_dir, cfg, d, "sft")
     train, train_summary = _load(files["train"], tok, max_tokens, cfg.on_too_long)
@@ -109,7 +108,7 @@ def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
 
     model.train()
     optimizer = trainable_setup(model, cfg)
-    settings_fp = settings_fingerprint(cfg, base=file_sha256(start_folder / "model.safetensors"), train=train_summary,
+    settings_fp = settings_fingerprint(cfg, base=base_sha, train=train_summary,
                                        tokenizer=tok.sha256)
     ckpt_dir = out / "checkpoints"
     start_step, train_time = resume_point(ckpt_dir, model, optimizer, settings_fp, resume)
