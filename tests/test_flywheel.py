@@ -77,6 +77,15 @@ def test_flags_and_corrections_make_a_better_next_version(sft_run, tmp_path, cap
     assert [m["name"] for m in Store(db).models()] == ["chat_sft", "chat_v2"]
     _, _, meta = load_model_folder(sft_run / "chat_v2")
     assert meta["flywheel"]["from"] == "chat_sft" and meta["stage"] == "sft"
+    # the same turn with DPO after SFT (corrections over the flagged answers), no regular evals
+    assert main(["flywheel", "--run_dir", str(sft_run), "--flywheel.start", "chat_sft", "--flywheel.name", "chat_v2b",
+                 "--flywheel.old_sft_files", json.dumps([str(tmp_path / "old.jsonl")]), "--flywheel.dpo", "true",
+                 "--flywheel.old_ratio", "0", "--flywheel.evals", "[]",
+                 "--flywheel.max_tokens", "12", "--flywheel.sft.epochs", "15", "--flywheel.sft.batch_size", "5",
+                 "--flywheel.prefs.batch_size", "4", *[f"--flywheel.sft.{k}={v}" for k, v in FAST.items()]]) == 0
+    report = json.loads((sft_run / "flywheel" / "chat_v2b" / "report.json").read_text())
+    assert report["prefs_data"] == {"new": 3, "repeated": 12, "old": 0} and "regular" not in report
+    assert load_model_folder(sft_run / "chat_v2b")[2]["stage"] == "dpo"
     # the next turn refuses to overwrite the version it made
     assert main(["flywheel", "--run_dir", str(sft_run), "--flywheel.start", "chat_sft"]) == 2
     # a scripted arena between the two versions: one blind comparison per new prompt, then the leaderboard
@@ -87,7 +96,8 @@ def test_flags_and_corrections_make_a_better_next_version(sft_run, tmp_path, cap
     capsys.readouterr()
     assert main(["arena", "--db", str(db), "--bootstrap", "20"]) == 0
     board = capsys.readouterr().out.splitlines()
-    assert board[0].split()[:2] == ["model", "rating"] and {line.split()[0] for line in board[1:]} == {"chat_sft", "chat_v2"}
+    assert board[0].split()[:2] == ["model", "rating"]
+    assert {line.split()[0] for line in board[1:]} == {"chat_sft", "chat_v2", "chat_v2b"}  # v2b: served, no games
 
 
 @pytest.mark.slow

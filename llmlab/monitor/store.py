@@ -237,10 +237,10 @@ class Store:
             return db.execute("INSERT INTO comparisons (message_a, message_b, winner, labeler, created) "
                               "VALUES (?, ?, ?, ?, ?)", (message_a, message_b, winner, labeler, time.time())).lastrowid
 
-    def review_queue(self, limit: int = 20, sample_every: int = 1) -> list[dict]:
-        """Answers waiting for a labeler: flagged ones first (oldest first), then a sample of the others (a fixed
-        pseudo-random order of ids; `sample_every` n keeps about one in n). An answer leaves the queue once it has
-        an ideal response or its prompt has a comparison."""
+    def review_queue(self, limit: int = 20) -> list[dict]:
+        """Answers waiting for a labeler: flagged ones first (oldest first), then a sample of the others (in a fixed
+        pseudo-random order of ids, so the sample is not just the newest or oldest). An answer leaves the queue once
+        it has an ideal response or its prompt has a comparison."""
         db = self._db()
         waiting = ("m.role = 'assistant' AND m.model IS NOT NULL AND m.finished IS NOT NULL "
                    "AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.message_id = m.id) "
@@ -253,7 +253,7 @@ class Store:
             others = db.execute(f"SELECT m.id FROM messages m WHERE {waiting} AND NOT EXISTS (SELECT 1 FROM feedback "
                                 f"f WHERE f.message_id = m.id AND f.kind = 'flag')").fetchall()
             sample = sorted((r[0] for r in others), key=_shuffle_key)
-            ids += [i for i in sample if _shuffle_key(i) % sample_every == 0][:limit - len(ids)]
+            ids += sample[:limit - len(ids)]
         return [self.review_item(i) for i in ids]
 
     def review_item(self, message_id: int) -> dict:
