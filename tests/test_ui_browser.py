@@ -1,4 +1,4 @@
-"""The web UI in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`, which .ci/run
+"""The web UI's endpoints (bad input), and the UI in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`, which .ci/run
 installs) driven by Selenium against the real server (uvicorn on 127.0.0.1, two tiny fine-tuned models).
 
 A user opens the chat page, sends a message and watches the answer stream in, regenerates it, flags it with a
@@ -19,9 +19,8 @@ from llmlab.train.sft import SFTConfig, sft
 
 from test_serve import running
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    not (shutil.which("chromium") and shutil.which("chromedriver")),
-    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")]
+needs_chromium = pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
+                                    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
 
 WAIT_S = 30  # generous: a loaded 2-core CI machine runs the model and the browser at once
 
@@ -43,6 +42,35 @@ def browser():
     driver.quit()
 
 
+def test_ui_endpoints_answer_bad_input_with_errors(tmp_path):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from llmlab.serve.ui import ui_router
+
+    store = Store(tmp_path / "serve.sqlite")
+    _, message = store.start_exchange(model="m", messages=[{"role": "user", "content": "Hi"}], params={})
+    store.finish_exchange(message, "Hello.", "stop", {})
+    app = FastAPI()
+    app.include_router(ui_router(store, lambda: ["m"]))
+    client = TestClient(app)
+    assert "<title>llmlab chat</title>" in client.get("/").text and "labeling" in client.get("/label").text
+    assert client.get("/static/chat.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/static/..%2Fui.py").status_code == 404 and client.get("/static/nope.js").status_code == 404
+    bad = client.post("/api/feedback", json={"message_id": message, "kind": "flag"})
+    assert bad.status_code == 400 and "reason" in bad.json()["error"]["message"]
+    assert client.post("/api/feedback", json={"message_id": message, "kind": "meh"}).status_code == 400
+    assert client.post("/api/feedback", json={"message_id": message, "kind": "flag", "reason": "rude"}).status_code == 200
+    assert client.get("/api/queue").json()["items"][0]["flagged"]
+    assert client.post("/api/labels", json={"message_id": message, "ideal": " "}).status_code == 400
+    assert client.post("/api/labels", json={"message_id": message, "ideal": "Hello!"}).json()["id"] == 1
+    assert client.post("/api/comparisons", json={"message_a": message, "message_b": message, "winner": "a"}).status_code == 400
+    assert client.get("/api/leaderboard").json()["rows"][0]["model"] == "m"
+    assert client.get("/api/instructions").json()["markdown"].startswith("# Labeling guide")
+
+
+@pytest.mark.slow
+@needs_chromium
 def test_chat_flag_and_label_in_a_browser(sft_run, tmp_path, browser):
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
