@@ -170,3 +170,33 @@ def test_killed_speedrun_continues_pretraining_from_its_checkpoint(tiny_speedrun
     assert steps == list(range(1, 201))  # resumed, not restarted: the log reads as one run
     state = json.loads((run / "speedrun.json").read_text())
     assert state["stages"]["pretrain"]["attempts"] == 2 and state["stages"]["report"]["status"] == "done"
+DRIVER = '''
+import sys, types, json
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_speedrun import FakeEvals
+sys.modules["llmlab.eval.suite"] = types.SimpleNamespace(run_evals=FakeEvals())
+from llmlab.data.prepare import PrepareConfig
+from llmlab.speedrun import speedrun
+options = json.loads(Path(sys.argv[2]).read_text())
+speedrun(Path(sys.argv[1]), preset="tiny", data=PrepareConfig(**options.pop("data")), **options)
+'''
+
+
+@pytest.mark.slow
+def test_speedrun_under_torchrun_trains_on_two_processes(tiny_speedrun, tmp_path):
+    run, options = tiny_speedrun
+    driver, opts = tmp_path / "driver.py", tmp_path / "options.json"
+    driver.write_text(DRIVER.format(tests=str(Path(__file__).parent)))
+    plain = {"data": {"sources": options["data"].sources, "workers": 1},
+             **{k: json.loads(json.dumps(options[k], default=str)) for k in ("train", "sft", "prefs")}}
+    opts.write_text(json.dumps(plain))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    result = subprocess.run(torchrun + [str(driver), str(run), str(opts)], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = json.loads((run / "speedrun.json").read_text())
+    assert all(state["stages"][s]["status"] == "done" for s in ("data", "pretrain", "sft", "prefs", "eval", "report"))
+    assert state["environment"]["processes"] == 2
+    assert yaml.safe_load((run / "pretrain" / "config.yaml").read_text())["world"] == 2
+    assert (run / "report" / "report.html").exists()

@@ -78,9 +78,14 @@ def shutdown(d: Dist) -> None:
 
 @contextmanager
 def distributed(device_preference: str = "auto") -> Iterator[Dist]:
-    """`with distributed(cfg.device) as d:` a training stage's process group, torn down however the stage ends."""
+    """`with distributed(cfg.device) as d:` a training stage's process group, torn down however the stage ends.
+
+    A group that already exists (`llmlab speedrun` holds one across its stages) is joined and left as it is:
+    destroying and re-creating the default group in one process races on torchrun's rendezvous store."""
+    owner = not dist.is_initialized()
     d = init_distributed(device_preference)
     try:
         yield d
     finally:
-        shutdown(d)
+        if owner:
+            shutdown(d)
