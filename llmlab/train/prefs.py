@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from llmlab.errors import LlmlabError
-from llmlab.files import save_config
+from llmlab.files import read_json, save_config
 from llmlab.model.flops import flops_per_token
 from llmlab.tokenizer.chat import render_conversation
 from llmlab.tokenizer.conversations import load_preference_file
@@ -119,18 +119,18 @@ def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
     n_pairs = len(loaded["train"])
     check_batch(cfg, d)
     steps = max(1, math.ceil(cfg.epochs * n_pairs / cfg.batch_size))
+    settings_fp = settings_fingerprint(cfg, start=start_sha, pairs=n_pairs, tokenizer=tok.sha256)
+    if resume and is_finished(run_dir / "chat_dpo", settings_fp):  # before scoring the reference: reruns are quick
+        print(f"{run_dir / 'chat_dpo'} is already trained with these settings; nothing to do")
+        return {"steps": steps, "train_seconds": read_json(run_dir / "chat_dpo" / "model.json").get("train_seconds"),
+                "skipped": True}
     ref_train = all_logprobs(reference, train, d.device)  # the reference never changes: score it once
     ref_val = all_logprobs(reference, val, d.device) if val else None
     before = {"pref_accuracy": preference_metrics(ref_val, ref_val, cfg.beta)["pref_accuracy"]} if val else {}
 
     optimizer = trainable_setup(model, cfg)
-    settings_fp = settings_fingerprint(cfg, start=start_sha, pairs=n_pairs,
-                                       tokenizer=tok.sha256)
     ckpt_dir = out / "checkpoints"
     start_step, train_time = resume_point(ckpt_dir, model, optimizer, settings_fp, resume)
-    if start_step == steps and is_finished(run_dir / "chat_dpo", settings_fp):
-        print(f"{run_dir / 'chat_dpo'} is already trained with these settings; nothing to do")
-        return {"steps": steps, "train_seconds": train_time, "skipped": True}
     if d.is_main:
         save_config(out / "config.yaml", {**vars(cfg), "steps": steps, "pairs": {k: len(v) for k, v in loaded.items()}})
         print(f"prefs: {n_pairs:,} training pairs ({len(loaded['val']):,} held out), {steps} steps of {cfg.batch_size}"
