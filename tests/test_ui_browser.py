@@ -69,6 +69,18 @@ def test_ui_endpoints_answer_bad_input_with_errors(tmp_path):
     assert client.get("/api/instructions").json()["markdown"].startswith("# Labeling guide")
 
 
+def test_ui_api_endpoints_need_the_servers_api_key(sft_run, tmp_path):
+    from fastapi.testclient import TestClient
+
+    app = create_app({"m": sft_run / "base"}, api_keys=["k1"], store=Store(tmp_path / "serve.sqlite"))
+    with TestClient(app) as client:
+        assert client.get("/").status_code == 200 and client.get("/static/common.js").status_code == 200
+        denied = client.get("/api/queue")
+        assert denied.status_code == 401 and "API key" in denied.json()["error"]["message"]
+        assert client.post("/api/feedback", json={"message_id": 1, "kind": "up"}).status_code == 401
+        assert client.get("/api/queue", headers={"Authorization": "Bearer k1"}).json() == {"items": []}
+
+
 @pytest.mark.slow
 @needs_chromium
 def test_chat_flag_and_label_in_a_browser(sft_run, tmp_path, browser):

@@ -112,7 +112,7 @@ def create_app(models: dict[str, str | Path], *, settings: ServeSettings | None 
         except ModuleNotFoundError:  # the web UI is optional: the API and the storing work without it
             log.warning("llmlab.serve.ui not found: serving the API without the web UI")
         else:
-            app.include_router(ui_router(store, lambda: list(served)))
+            app.include_router(ui_router(store, lambda: list(served), authorize=api.guard.admit))
     return app
 
 

@@ -1,7 +1,7 @@
 """The web UI of `llmlab serve`: a chat page and a labeling page, plain HTML/JS/CSS from llmlab/serve/static/ (no build
 step, no CDN: it works offline), and the JSON endpoints they use beside the OpenAI-style API of llmlab/serve/app.py.
 
-    app.include_router(ui_router(store, model_names=lambda: ["chat_dpo", "chat_v2"]))
+    app.include_router(ui_router(store, model_names=lambda: ["chat_dpo", "chat_v2"], authorize=guard.admit))
 
     GET  /                    chat page: model picker, system prompt, streamed answers (POST /v1/chat/completions,
                               stream: true), regenerate, thumbs up/down and "flag" with a reason on each answer
@@ -15,7 +15,8 @@ step, no CDN: it works offline), and the JSON endpoints they use beside the Open
     GET  /api/leaderboard     {"rows": Bradley-Terry / Elo ratings of the served versions}
     GET  /api/instructions    {"markdown": docs/labeling.md}
 
-Bad input is answered 400 with {"error": {"message"}}, as the rest of the server answers errors.
+The pages and static files are public; the /api/ endpoints pass `authorize` (the server's API-key check and rate
+limit, as /v1 does), and the pages ask for a key once when the server answers 401. Bad input is answered 400 with {"error": {"message"}}, as the rest of the server answers errors.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from llmlab.errors import LlmlabError
@@ -43,9 +44,12 @@ def _page(name: str) -> FileResponse:
     return FileResponse(STATIC / name, media_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
-def ui_router(store: Store, model_names: Callable[[], list[str]]) -> APIRouter:
-    """The pages and /api/ endpoints over `store`; model_names() lists the versions served now."""
+def ui_router(store: Store, model_names: Callable[[], list[str]],
+              authorize: Callable[[Request], object] | None = None) -> APIRouter:
+    """The pages and /api/ endpoints over `store`; model_names() lists the versions served now; authorize(request)
+    raises (e.g. 401) when a caller may not use the /api/ endpoints."""
     router = APIRouter()
+    guarded = [Depends(authorize)] if authorize else []
 
     def call(action: Callable[[], dict]) -> JSONResponse:
         try:
@@ -68,19 +72,19 @@ def ui_router(store: Store, model_names: Callable[[], list[str]]) -> APIRouter:
             return _error(404, f"no static file {name!r}")
         return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers={"Cache-Control": "no-cache"})
 
-    @router.post("/api/feedback")
+    @router.post("/api/feedback", dependencies=guarded)
     def feedback(message_id: int = Body(...), kind: str = Body(...), reason: str | None = Body(None)):
         return call(lambda: {"id": store.add_feedback(message_id, kind, reason)})
 
-    @router.get("/api/queue")
+    @router.get("/api/queue", dependencies=guarded)
     def queue(limit: int = 20):
         return call(lambda: {"items": store.review_queue(limit=max(1, min(limit, 200)))})
 
-    @router.post("/api/labels")
+    @router.post("/api/labels", dependencies=guarded)
     def label(message_id: int = Body(...), ideal: str = Body(...), labeler: str | None = Body(None)):
         return call(lambda: {"id": store.add_label(message_id, ideal, labeler)})
 
-    @router.post("/api/comparisons")
+    @router.post("/api/comparisons", dependencies=guarded)
     def compare(message_a: int = Body(...), message_b: int = Body(...), winner: str = Body(...),
                 labeler: str | None = Body(None)):
         def add() -> dict:
@@ -89,13 +93,13 @@ def ui_router(store: Store, model_names: Callable[[], list[str]]) -> APIRouter:
                                            "b": store.message(message_b)["model"]}}
         return call(add)
 
-    @router.get("/api/leaderboard")
+    @router.get("/api/leaderboard", dependencies=guarded)
     def board():
         games = [(r["model_a"], r["model_b"], r["winner"]) for r in store.comparison_rows()]
         served = list(dict.fromkeys([*model_names(), *(m["name"] for m in store.models())]))
         return {"rows": leaderboard(games, served), "served": model_names(), "comparisons": len(games)}
 
-    @router.get("/api/instructions")
+    @router.get("/api/instructions", dependencies=guarded)
     def instructions():
         if not GUIDE.is_file():
             return _error(404, f"the labeling guide is not installed ({GUIDE}); read docs/labeling.md in the "

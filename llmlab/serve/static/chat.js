@@ -77,8 +77,8 @@ async function answer() {
   state.controller = new AbortController();
   let finish = null;
   try {
-    const response = await fetch("/v1/chat/completions", { method: "POST", headers: llmlab.headers(),
-                                                             body: JSON.stringify(body), signal: state.controller.signal });
+    const response = await llmlab.fetch("/v1/chat/completions", { method: "POST", body: JSON.stringify(body),
+                                                                    signal: state.controller.signal });
     if (!response.ok) {
       const data = await response.json().catch(() => ({}));
       throw new Error((data.error && data.error.message) || response.status + " " + response.statusText);

@@ -10,9 +10,22 @@ const llmlab = {
     return h;
   },
 
+  // fetch with the API key; a server that wants one answers 401: ask for it once, keep it in this browser, retry
+  async fetch(url, init) {
+    let response = await fetch(url, { ...init, headers: llmlab.headers() });
+    if (response.status === 401) {
+      const key = window.prompt("This server needs an API key:");
+      if (key && key.trim()) {
+        localStorage.setItem("llmlab.apiKey", key.trim());
+        response = await fetch(url, { ...init, headers: llmlab.headers() });
+      }
+    }
+    return response;
+  },
+
   // fetch JSON; throws an Error with the server's message on a non-2xx answer
   async call(method, url, body) {
-    const response = await fetch(url, { method, headers: llmlab.headers(), body: body && JSON.stringify(body) });
+    const response = await llmlab.fetch(url, { method, body: body && JSON.stringify(body) });
     const data = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error((data.error && data.error.message) || response.status + " " + response.statusText);
     return data;
