@@ -146,8 +146,11 @@ def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
 
     from llmlab.hardware import peak_flops
 
+    # attention FLOPs over the mean conversation length, not the model's whole context (SmolLM2's 8,192 made MFU
+    # read 170%)
     mean_tokens = sum(len(ids) for ids, _ in train) / len(train)
-    settings = LoopSettings(steps, accum, int(cfg.batch_size * mean_tokens), flops_per_token(model.cfg), peak_flops(d.device)[0],
+    settings = LoopSettings(steps, accum, int(cfg.batch_size * mean_tokens),
+                            flops_per_token(model.cfg, round(mean_tokens)), peak_flops(d.device)[0],
                             cfg.warmup_steps, cfg.warmdown_frac, cfg.grad_clip, cfg.log_every, cfg.eval_every,
                             cfg.checkpoint_every, cfg.keep_checkpoints)
     metrics = MetricsLog(out / "metrics.jsonl", start_step, d.is_main, None)
