@@ -105,7 +105,7 @@ def test_refusals_name_the_problem(exported, tmp_path, monkeypatch):
 def test_llama_cpp_gives_the_same_greedy_tokens(exported):
     llama_cpp = pytest.importorskip(
         "llama_cpp", reason="llama-cpp-python is not installed (optional extra `gguf-check`: "
-        "pip install llama-cpp-python, a ~30 min compile on 2 cores)")
+        "pip install llama-cpp-python, an sdist compiled on install: 3.5 min on 2 cores here)")
     from llmlab.engine.generate import generate_ids
 
     model, tok, path = exported
