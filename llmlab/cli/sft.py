@@ -2,6 +2,7 @@
 
     llmlab sft --run_dir runs/x
     llmlab sft --run_dir runs/x --sft.train_files '[chats.jsonl]' --sft.epochs 3
+    llmlab sft --run_dir runs/smol --sft.base smollm2 --sft.lora_rank 8 --sft.train_files '[chats.jsonl]'   # LoRA on SmolLM2
 """
 
 from __future__ import annotations
