@@ -117,6 +117,21 @@ def test_bad_training_configs_fail_before_work(tiny_run, tmp_path):
     assert not (run / "pretrain" / "checkpoints").exists()
 
 
+def test_embedding_rate_falls_with_width_when_the_embedding_is_the_head():
+    def rates(**kw):
+        cfg = PretrainConfig(**kw)
+        plan = cfg.resolved(cfg.model_config(4096))
+        return plan["lr"], plan["embed_lr"]
+
+    assert rates(depth=3)[1] == pytest.approx(0.05)  # the CPU default's width, 192
+    assert rates(depth=12)[1] == pytest.approx(0.0125)  # width 768: 0.05 diverged there (docs/LOG.md)
+    assert rates(depth=2)[1] == pytest.approx(0.05)  # never above the measured rate
+    assert rates(depth=12, model_overrides={"tie_embeddings": False})[1] == pytest.approx(0.05)  # input-only table
+    lr, embed_lr = rates(preset="gpt2-adamw")
+    assert embed_lr == lr == pytest.approx(1e-3)  # AdamW on everything means one rate
+    assert rates(depth=12, embed_lr=0.3)[1] == 0.3
+
+
 def test_gradient_accumulation_matches_the_full_batch(tiny_run, tmp_path):
     full, accum = fresh_run(tiny_run, tmp_path, "full"), fresh_run(tiny_run, tmp_path, "accum")
     pretrain(full, PretrainConfig(**TINY, tokens=8 * 32 * 6))

@@ -10,7 +10,12 @@ checkpoints/step_NNNNNN/; and the base model folder <run_dir>/base/ (see llmlab.
 The depth dial: `depth` sets the model (ModelConfig.from_depth) and, unless given, the training quantities:
     batch_size  = 16 * max(1, depth // 4) sequences of seq_len tokens
     muon_lr     = 0.02                             Muon's update is normalised, so one rate serves every width
-    embed_lr    = 0.05                             AdamW on the (tied) embedding matrix under Muon
+    embed_lr    = 0.05 * min(1, 192 / d_model)     AdamW on the tied embedding matrix under Muon. It is also the head:
+                                                   Adam moves each entry ~lr a step and a logit sums d_model of them,
+                                                   so the rate falls as 1/width (muP's output-layer rule). 0.05 at the
+                                                   CPU default's width 192; at width 768 0.05 diverged on an H100
+                                                   (loss 10 -> 28) and 0.0125 trained best (docs/LOG.md, 2026-11-27).
+                  0.05 for an untied (input-only) embedding; = lr with optimizer=adamw
     lr (AdamW)  = 0.004 * sqrt(768 / d_model)      with Muon: the norm gains (nanochat's head rate, width-scaled);
                   / 4 with optimizer=adamw          AdamW on everything needs a lower rate (0.002 at depth 3);
                   1e-3 for gpt2-adamw               the baseline's best of {1e-3, 3e-3, 8e-3}
@@ -56,7 +61,7 @@ class PretrainConfig:
 
     Args:
         depth: the size dial: number of layers; width = 64 * depth (ModelConfig.from_depth).
-        preset: the recipe: default (RoPE, RMSNorm, QK-norm, ReLU², untied head, softcap; Muon), gpt2-adamw (the
+        preset: the recipe: default (RoPE, RMSNorm, QK-norm, ReLU², tied head, no softcap; Muon), gpt2-adamw (the
             nanoGPT baseline: learned positions, LayerNorm, GELU, tied head; AdamW), or a model preset of
             ModelConfig (gpt2, llama) trained with Muon.
         seq_len: context length in tokens (the RoPE / position table length).
@@ -66,7 +71,8 @@ class PretrainConfig:
         batch_size: sequences per optimizer step, over all processes.
         micro_batch_size: sequences per forward/backward on each process; gradient accumulation makes up the rest.
         lr: AdamW learning rate (head, gains; everything with optimizer=adamw).
-        embed_lr: AdamW learning rate of the embedding table (optimizer=muon only).
+        embed_lr: AdamW learning rate of the embedding table; None: derived from the width (optimizer=muon) or
+            = lr (optimizer=adamw).
         muon_lr: Muon learning rate for the block matrices.
         weight_decay: decoupled weight decay on matrices.
         tokens: training tokens; None: tokens_per_param times (non-embedding + head) parameters.
@@ -93,7 +99,7 @@ class PretrainConfig:
     batch_size: int | None = None
     micro_batch_size: int | None = None
     lr: float | None = None
-    embed_lr: float = 0.05
+    embed_lr: float | None = None
     muon_lr: float = 0.02
     weight_decay: float = 0.0
     tokens: int | None = None
@@ -129,9 +135,17 @@ class PretrainConfig:
         preset = TRAINING_PRESETS.get(self.preset, {})
         optimizer = self.optimizer or preset.get("optimizer", "muon")
         derived_lr = 0.004 * math.sqrt(768 / model_cfg.d_model) / (1 if optimizer == "muon" else 4)
+        lr = self.lr or preset.get("lr", derived_lr)
+        if optimizer != "muon":
+            derived_embed_lr = lr
+        elif model_cfg.tie_embeddings:
+            derived_embed_lr = 0.05 * min(1.0, 192 / model_cfg.d_model)
+        else:
+            derived_embed_lr = 0.05
         return {
             "batch_size": batch_size,
-            "lr": self.lr or preset.get("lr", derived_lr),
+            "lr": lr,
+            "embed_lr": self.embed_lr or derived_embed_lr,
             "optimizer": optimizer,
             "steps": max(1, tokens // (batch_size * self.seq_len)),
             "tokens": tokens,
@@ -183,7 +197,7 @@ def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Di
 
     model = Transformer(model_cfg, seed=cfg.seed).to(d.device)
     optimizer = build_optimizer(model, plan["optimizer"], lr=plan["lr"], weight_decay=cfg.weight_decay,
-                                muon_lr=cfg.muon_lr, embed_lr=cfg.embed_lr)
+                                muon_lr=cfg.muon_lr, embed_lr=plan["embed_lr"])
     settings_fp = settings_fingerprint(cfg, global_batch=batch, tokenizer=tok.sha256)
     ckpt_dir = out / "checkpoints"
     start_step, train_time = resume_point(ckpt_dir, model, optimizer, settings_fp, resume)
