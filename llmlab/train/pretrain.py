@@ -10,12 +10,14 @@ checkpoints/step_NNNNNN/; and the base model folder <run_dir>/base/ (see llmlab.
 The depth dial: `depth` sets the model (ModelConfig.from_depth) and, unless given, the training quantities:
     batch_size  = 16 * max(1, depth // 4) sequences of seq_len tokens
     muon_lr     = 0.02                             Muon's update is normalised, so one rate serves every width
-    embed_lr    = 0.05 * min(1, 192 / d_model)     AdamW on the tied embedding matrix under Muon. It is also the head:
+    embed_lr    = 0.05 * min(1, 192 / d_model)     AdamW on the tied embedding matrix. It is also the head:
                                                    Adam moves each entry ~lr a step and a logit sums d_model of them,
                                                    so the rate falls as 1/width (muP's output-layer rule). 0.05 at the
                                                    CPU default's width 192; at width 768 0.05 diverged on an H100
                                                    (loss 10 -> 28) and 0.0125 trained best (docs/LOG.md, 2026-11-27).
-                  0.05 for an untied (input-only) embedding; = lr with optimizer=adamw
+                  0.05 for an untied (input-only) embedding. With optimizer=adamw too: the gpt2-adamw baseline at
+                  1e-3 for the rest is stronger with its embedding at 0.05 than at 1e-3 (10-minute held-out bpb
+                  1.749 vs 1.839, docs/LOG.md 2026-11-27), and the side-by-side benchmark keeps the stronger one.
     lr (AdamW)  = 0.004 * sqrt(768 / d_model)      with Muon: the norm gains (nanochat's head rate, width-scaled);
                   / 4 with optimizer=adamw          AdamW on everything needs a lower rate (0.002 at depth 3);
                   1e-3 for gpt2-adamw               the baseline's best of {1e-3, 3e-3, 8e-3}
@@ -71,8 +73,8 @@ class PretrainConfig:
         batch_size: sequences per optimizer step, over all processes.
         micro_batch_size: sequences per forward/backward on each process; gradient accumulation makes up the rest.
         lr: AdamW learning rate (head, gains; everything with optimizer=adamw).
-        embed_lr: AdamW learning rate of the embedding table; None: derived from the width (optimizer=muon) or
-            = lr (optimizer=adamw).
+        embed_lr: AdamW learning rate of the embedding table; None: derived from the width (see the module
+            docstring).
         muon_lr: Muon learning rate for the block matrices.
         weight_decay: decoupled weight decay on matrices.
         tokens: training tokens; None: tokens_per_param times (non-embedding + head) parameters.
@@ -136,12 +138,7 @@ class PretrainConfig:
         optimizer = self.optimizer or preset.get("optimizer", "muon")
         derived_lr = 0.004 * math.sqrt(768 / model_cfg.d_model) / (1 if optimizer == "muon" else 4)
         lr = self.lr or preset.get("lr", derived_lr)
-        if optimizer != "muon":
-            derived_embed_lr = lr
-        elif model_cfg.tie_embeddings:
-            derived_embed_lr = 0.05 * min(1.0, 192 / model_cfg.d_model)
-        else:
-            derived_embed_lr = 0.05
+        derived_embed_lr = 0.05 * min(1.0, 192 / model_cfg.d_model) if model_cfg.tie_embeddings else 0.05
         return {
             "batch_size": batch_size,
             "lr": lr,
