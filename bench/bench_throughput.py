@@ -7,7 +7,9 @@ to run when a GPU is available (and a quick CPU profile otherwise).
 
 Forward + backward + optimizer step (Muon + AdamW) on random token ids; bf16 autocast on CUDA, fp32 on the CPU.
 Prints the device name, median tokens/s over the timed steps and MFU = tokens/s x FLOPs per token / peak, where the
-peak is the datasheet's dense bf16 figure for a known GPU (llmlab.hardware) or the measured fp32 GEMM peak on CPU.
+peak is the datasheet's dense bf16 figure for a known GPU (llmlab.hardware) or the measured fp32 GEMM peak on CPU;
+then where a step goes (forward, backward, optimizer), from as many more steps timed with a synchronisation between
+the phases (kept apart from the figure above: on a GPU the syncs stop the CPU from queueing work ahead).
 """
 
 from __future__ import annotations
@@ -46,21 +48,27 @@ def main() -> None:
     x = torch.randint(0, cfg.vocab_size, (args.batch_size, args.seq_len), device=device)
     y = torch.randint(0, cfg.vocab_size, (args.batch_size, args.seq_len), device=device)
 
-    def step() -> float:
+    def sync() -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        return time.perf_counter()
+
+    def step(split: bool = False) -> list[float]:
+        """Seconds of the whole step, or of its forward, backward and optimizer phases when `split`."""
+        marks = [sync()]
         with autocast:
             _, loss = step_model(x, y)
+        marks += [sync()] if split else []
         loss.backward()
+        marks += [sync()] if split else []
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
+        marks.append(sync())
+        return [b - a for a, b in zip(marks, marks[1:])]
 
-    warmup = sum(step() for _ in range(3))
-    seconds = statistics.median(step() for _ in range(args.steps))
+    warmup = sum(step()[0] for _ in range(3))
+    seconds = statistics.median(step()[0] for _ in range(args.steps))
+    phases = [statistics.median(column) for column in zip(*(step(split=True) for _ in range(args.steps)))]
     tok_s = args.batch_size * args.seq_len / seconds
     mfu = tok_s * flops_per_token(cfg, args.seq_len) / peak
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -68,6 +76,8 @@ def main() -> None:
           f"batch {args.batch_size} x {args.seq_len}, compile {args.compile}")
     print(f"warm-up {warmup:.1f} s; median step {seconds * 1000:.1f} ms; {tok_s:,.0f} tokens/s; "
           f"MFU {mfu:.1%} of {peak / 1e12:.2f} TFLOP/s ({source})")
+    names = ("forward", "backward", "optimizer")
+    print("split step: " + ", ".join(f"{name} {t * 1000:.1f} ms" for name, t in zip(names, phases)))
 
 
 if __name__ == "__main__":

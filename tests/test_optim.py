@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from llmlab.errors import LlmlabError
-from llmlab.train.optim import MuonAdamW, build_optimizer, zeropower_via_newtonschulz5
+from llmlab.train.optim import MuonAdamW, build_optimizer, orthogonalise_all, zeropower_via_newtonschulz5
 from llmlab.train.schedule import apply_lr, apply_muon_momentum, lr_multiplier, muon_momentum
 
 VOCAB, DIM, CTX = 32, 16, 8
@@ -184,6 +184,45 @@ def test_newton_schulz_is_roughly_orthogonal(shape):
     u, _, vh = torch.linalg.svd(g, full_matrices=False)
     cos = F.cosine_similarity(x.flatten(), (u @ vh).flatten(), dim=0)
     assert cos > 0.95
+
+
+def test_newton_schulz_of_a_batch_is_each_matrix_alone():
+    g = torch.randn(5, 16, 48, generator=torch.Generator().manual_seed(1))
+    batched = zeropower_via_newtonschulz5(g)
+    for i in range(5):
+        torch.testing.assert_close(batched[i], zeropower_via_newtonschulz5(g[i]), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(zeropower_via_newtonschulz5(g.mT), batched.mT, rtol=1e-4, atol=1e-5)  # tall batch
+    gen = torch.Generator().manual_seed(2)
+    mixed = [torch.randn(shape, generator=gen) for shape in [(16, 48), (48, 16), (32, 32), (16, 48), (32, 32)]]
+    for one, grouped in zip(orthogonalise_all(mixed), orthogonalise_all(mixed, batched=True)):  # by shape, as on CUDA
+        torch.testing.assert_close(grouped, one, rtol=1e-4, atol=1e-5)
+
+
+def test_muon_step_is_the_per_matrix_update():
+    """The batched, foreach step against Muon written out one matrix at a time (only the Muon matrices train)."""
+    model, reference = make_model(), make_model()
+    hidden = [n for n, p in model.named_parameters() if n.startswith("blocks.") and p.ndim == 2]
+    for m in (model, reference):
+        for n, p in m.named_parameters():
+            p.requires_grad_(n in hidden)
+    opt = build_optimizer(model, "muon", lr=1e-2, weight_decay=0.1, muon_lr=0.02)
+    buffers = {n: torch.zeros_like(p) for n, p in reference.named_parameters() if n in hidden}
+    for step in range(3):
+        for m in (model, reference):
+            x, y = batch(step)
+            F.cross_entropy(m(x).flatten(0, 1), y.flatten()).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for n, p in reference.named_parameters():
+                if n in hidden:
+                    buffers[n].lerp_(p.grad, 0.05)
+                    u = zeropower_via_newtonschulz5(p.grad.lerp(buffers[n], 0.95))
+                    p.mul_(1 - 0.02 * 0.1).add_(u * max(1.0, p.size(0) / p.size(1)) ** 0.5, alpha=-0.02)
+                    p.grad = None
+    for (name, a), b in zip(model.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
+    assert not torch.equal(model.blocks[0].mlp.w_up.weight, make_model().blocks[0].mlp.w_up.weight)  # it trained
 
 
 # ---- training ----

@@ -42,24 +42,45 @@ GROUP_DEFAULTS = {
 
 
 def zeropower_via_newtonschulz5(g: Tensor, steps: int = NS_STEPS) -> Tensor:
-    """Approximately orthogonalise `g` (rows x cols): return ~U V^T of its SVD U S V^T, with the same shape.
+    """Approximately orthogonalise each matrix of `g` ((rows, cols) or a batch (n, rows, cols)): return ~U V^T of its
+    SVD U S V^T, with the same shape.
 
     Runs in bfloat16 on CUDA (the iteration is stable there and it is much faster) and in float32 elsewhere (CPU
     bfloat16 matmuls are slow and gain nothing). The caller casts the result back to the parameter's dtype.
     """
-    assert g.ndim == 2, f"Newton-Schulz needs a matrix, got shape {tuple(g.shape)}"
+    assert g.ndim in (2, 3), f"Newton-Schulz needs a matrix or a batch of them, got shape {tuple(g.shape)}"
     a, b, c = NS_COEFFS
     x = g.to(torch.bfloat16 if g.is_cuda else torch.float32)
-    tall = x.size(0) > x.size(1)
+    tall = x.size(-2) > x.size(-1)
     if tall:
-        x = x.T  # work on the wide side (r <= c), so x @ x.T below is the smaller (r x r) Gram matrix
+        x = x.mT  # work on the wide side (r <= c), so x @ x.mT below is the smaller (r x r) Gram matrix
     # Frobenius norm >= spectral norm, so after this every singular value is <= 1: inside the iteration's basin.
-    x = x / (x.norm() + 1e-7)
+    x = x / (x.norm(dim=(-2, -1), keepdim=True) + 1e-7)
     for _ in range(steps):
-        gram = x @ x.T  # (r, r)
-        poly = b * gram + c * gram @ gram  # (r, r)
-        x = a * x + poly @ x  # (r, c): each singular value s becomes a*s + b*s^3 + c*s^5
-    return x.T if tall else x
+        gram = x @ x.mT  # (..., r, r)
+        poly = b * gram + c * gram @ gram  # (..., r, r)
+        x = a * x + poly @ x  # (..., r, c): each singular value s becomes a*s + b*s^3 + c*s^5
+    return x.mT if tall else x
+
+
+def orthogonalise_all(updates: list[Tensor], batched: bool | None = None) -> list[Tensor]:
+    """zeropower_via_newtonschulz5 of each matrix. Batched (the default on CUDA), matrices of one shape (tall ones
+    transposed to wide) go as one batch: one by one, a depth-12 model's 72 matrices took as long as its backward
+    pass on an H100, bound by kernel launches, not FLOPs (docs/LOG.md, 2026-11-27). On the CPU, one at a time: the
+    batched products measured ~10% slower there, and this keeps CPU runs bit-identical to earlier ones."""
+    if batched is None:
+        batched = bool(updates) and updates[0].is_cuda
+    if not batched:
+        return [zeropower_via_newtonschulz5(u) for u in updates]
+    batches: dict[tuple[int, int], list[int]] = {}
+    for i, u in enumerate(updates):
+        batches.setdefault((min(u.shape), max(u.shape)), []).append(i)
+    out: list[Tensor] = [torch.empty(0)] * len(updates)
+    for members in batches.values():
+        wide = [updates[i] if updates[i].size(0) <= updates[i].size(1) else updates[i].mT for i in members]
+        for i, x in zip(members, zeropower_via_newtonschulz5(torch.stack(wide)).unbind(0)):  # (n, r, c), r <= c
+            out[i] = x if updates[i].size(0) <= updates[i].size(1) else x.mT
+    return out
 
 
 class MuonAdamW(torch.optim.Optimizer):
@@ -99,46 +120,53 @@ class MuonAdamW(torch.optim.Optimizer):
 
     def _muon_step(self, group: dict) -> None:
         lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            g = p.grad  # (rows, cols)
-            state = self.state[p]
-            if not state:
-                state["momentum_buffer"] = torch.zeros_like(g)
-            buf = state["momentum_buffer"]
-            buf.lerp_(g, 1 - mu)  # buf = mu * buf + (1 - mu) * g: an EMA, so its scale does not depend on mu
-            update = g.lerp(buf, mu)  # Nesterov: look one momentum step ahead (p.grad is left untouched)
-            update = zeropower_via_newtonschulz5(update)
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        for p in params:
+            if not self.state[p]:
+                self.state[p]["momentum_buffer"] = torch.zeros_like(p.grad)
+        grads = [p.grad for p in params]  # (rows, cols) each
+        bufs = [self.state[p]["momentum_buffer"] for p in params]
+        # buf = mu * buf + (1 - mu) * g: an EMA, so its scale does not depend on mu. Then Nesterov: look one momentum
+        # step ahead (p.grad is left untouched). foreach: one kernel launch per op for the whole group on CUDA.
+        torch._foreach_lerp_(bufs, grads, 1 - mu)
+        updates = torch._foreach_lerp(grads, bufs, mu)
+        if wd:
+            torch._foreach_mul_(params, 1 - lr * wd)
+        for p, u in zip(params, orthogonalise_all(updates)):
             # An orthogonalised (rows, cols) matrix has RMS entry 1/sqrt(max(rows, cols)); this factor makes it
             # 1/sqrt(cols) = 1/sqrt(fan_in) for every shape, so tall matrices (out > in, e.g. an MLP's up-projection)
             # move as much per entry as square and wide ones.
-            update = update * max(1.0, p.size(0) / p.size(1)) ** 0.5
-            if wd:
-                p.mul_(1 - lr * wd)
-            p.add_(update.to(p.dtype), alpha=-lr)
+            p.add_((u * max(1.0, p.size(0) / p.size(1)) ** 0.5).to(p.dtype), alpha=-lr)
 
     def _adamw_step(self, group: dict) -> None:
         lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
         beta1, beta2 = group["betas"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            g = p.grad
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        for p in params:
             state = self.state[p]
             if not state:
                 state["step"] = 0
                 state["exp_avg"] = torch.zeros_like(p)
                 state["exp_avg_sq"] = torch.zeros_like(p)
             state["step"] += 1
-            m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
-            m.lerp_(g, 1 - beta1)  # first moment
-            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # second moment
-            # Bias correction: both moments start at 0, so early on they underestimate by (1 - beta^t).
-            denom = (v / (1 - beta2**t)).sqrt_().add_(eps)
-            if wd:
-                p.mul_(1 - lr * wd)
-            p.addcdiv_(m, denom, value=-lr / (1 - beta1**t))
+        grads = [p.grad for p in params]
+        ms = [self.state[p]["exp_avg"] for p in params]
+        vs = [self.state[p]["exp_avg_sq"] for p in params]
+        steps = [self.state[p]["step"] for p in params]
+        torch._foreach_lerp_(ms, grads, 1 - beta1)  # first moment
+        torch._foreach_mul_(vs, beta2)  # second moment
+        torch._foreach_addcmul_(vs, grads, grads, value=1 - beta2)
+        # Bias correction: both moments start at 0, so early on they underestimate by (1 - beta^t).
+        denoms = torch._foreach_div(vs, [1 - beta2**t for t in steps])
+        torch._foreach_sqrt_(denoms)
+        torch._foreach_add_(denoms, eps)
+        if wd:
+            torch._foreach_mul_(params, 1 - lr * wd)
+        torch._foreach_addcdiv_(params, ms, denoms, [-lr / (1 - beta1**t) for t in steps])
 
 
 def build_optimizer(

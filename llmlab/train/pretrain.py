@@ -89,7 +89,8 @@ class PretrainConfig:
         keep_checkpoints: how many of the newest checkpoints to keep.
         log_every: steps between metric lines.
         device: auto (cuda if available), cpu or cuda.
-        compile: torch.compile the model (worth it for long runs; on CPU the warm-up takes a minute).
+        compile: torch.compile the model; None: on with CUDA (1.54x the tokens/s at depth 12 on an H100 for a 39 s
+            warm-up), off on the CPU (1.2x at depth 3 for ~30 s of warm-up: worth it only for long runs).
         tensorboard: also write TensorBoard event files to <run_dir>/pretrain/tensorboard.
     """
 
@@ -116,7 +117,7 @@ class PretrainConfig:
     keep_checkpoints: int = 2
     log_every: int = 10
     device: str = "auto"
-    compile: bool = False
+    compile: bool | None = None
     tensorboard: bool = False
 
     def model_config(self, vocab_size: int) -> ModelConfig:
@@ -204,7 +205,8 @@ def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Di
     if d.is_main:
         save_config(out / "config.yaml", {**vars(cfg), "resolved": plan, "model": model_cfg.to_dict(), "world": d.world})
 
-    train_model = wrap_ddp(torch.compile(model) if cfg.compile else model, d)
+    use_compile = cfg.compile if cfg.compile is not None else d.device.type == "cuda"
+    train_model = wrap_ddp(torch.compile(model) if use_compile else model, d)
 
     from llmlab.hardware import peak_flops
 
