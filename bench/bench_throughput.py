@@ -57,7 +57,7 @@ def main() -> None:
         """Seconds of the whole step, or of its forward, backward and optimizer phases when `split`."""
         marks = [sync()]
         with autocast:
-            _, loss = step_model(x, y)
+            _, loss = step_model(x, y, return_logits=False)  # as the trainers call it
         marks += [sync()] if split else []
         loss.backward()
         marks += [sync()] if split else []

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from llmlab.errors import LlmlabError
 from llmlab.model.config import ModelConfig
 from llmlab.model.flops import count_params, flops_per_token
+from llmlab.model.linear_cross_entropy import linear_cross_entropy
 from llmlab.model.transformer import KVCache, Transformer, apply_rope, rope_tables
 
 V, T_MAX = 64, 24
@@ -218,6 +219,40 @@ def test_loss_ignores_minus_one_and_masked_positions():
     assert nothing.item() == 0.0
     with pytest.raises(LlmlabError, match="targets / loss_mask must have the input's shape"):
         model(idx, targets[:, :4])
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_fused_head_and_loss_give_the_plain_loss_and_gradients(name):
+    """return_logits=False (what the trainers pass) fuses head and loss over row chunks on the CPU; same numbers."""
+    plain, fused = Transformer(VARIANTS[name]), Transformer(VARIANTS[name])
+    idx, targets = tokens(3, 12), tokens(3, 12, seed=1)
+    targets[0, :4] = -1
+    mask = torch.ones(3, 12, dtype=torch.bool)
+    mask[2, 6:] = False
+    logits, loss = plain(idx, targets, loss_mask=mask)
+    none, fused_loss = fused(idx, targets, loss_mask=mask, return_logits=False)
+    assert none is None or VARIANTS[name].logit_softcap is not None  # the softcap keeps the plain path
+    torch.testing.assert_close(fused_loss, loss)
+    loss.backward()
+    fused_loss.backward()
+    for (pname, a), b in zip(plain.named_parameters(), fused.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6, msg=pname)
+
+
+def test_linear_cross_entropy_chunks_weights_and_a_frozen_head():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 16, generator=gen, requires_grad=True)
+    head = torch.randn(40, 16, generator=gen)  # frozen: no gradient wanted
+    targets = torch.randint(0, 40, (50,), generator=gen)
+    targets[::7] = -1
+    weights = (targets != -1).float() * torch.rand(50, generator=gen)
+    expected = (F.cross_entropy(x @ head.T, targets, ignore_index=-1, reduction="none") * weights).sum()
+    (grad_expected,) = torch.autograd.grad(expected, x)
+    for chunk in (1, 7, 64):  # ragged last chunk, one chunk
+        got = linear_cross_entropy(x, head, targets, weights, chunk_rows=chunk)
+        torch.testing.assert_close(got, expected)
+        (grad,) = torch.autograd.grad(got * 3.0, x)  # backward scales the kept gradient
+        torch.testing.assert_close(grad, 3.0 * grad_expected, rtol=1e-4, atol=1e-5)
 
 
 def test_sequence_longer_than_the_table_raises():

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from llmlab.errors import LlmlabError
 from llmlab.model.config import ModelConfig
+from llmlab.model.linear_cross_entropy import linear_cross_entropy
 
 
 class RMSNorm(nn.Module):
@@ -206,6 +207,23 @@ class Attention(nn.Module):
         return self.wo(y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))  # (B, T, C)
 
 
+class ReluSquared(torch.autograd.Function):
+    """relu(x)^2 with one saved tensor and two passes each way. Autograd's relu().square() makes five passes over
+    (B, T, mlp_hidden) and runs square as pow(x, 2), which the CPU does ~3x slower than a multiply: the MLP's
+    activation took ~10% of a default-size CPU training step that way (docs/LOG.md, 2026-11-27)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        r = F.relu(x)
+        ctx.save_for_backward(r)
+        return r * r
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (r,) = ctx.saved_tensors
+        return (grad * r).mul_(2.0)
+
+
 class MLP(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -220,7 +238,7 @@ class MLP(nn.Module):
         if self.kind == "swiglu":
             h = F.silu(self.w_gate(x)) * h
         elif self.kind == "relu2":
-            h = F.relu(h).square()
+            h = ReluSquared.apply(h)
         else:
             h = F.gelu(h, approximate="tanh")
         return self.w_down(h)  # (B, T, C)
@@ -311,13 +329,17 @@ class Transformer(nn.Module):
         loss_mask: Tensor | None = None,
         kv_cache: KVCache | None = None,
         last_only: bool = False,
-    ) -> tuple[Tensor, Tensor | None]:
+        return_logits: bool = True,
+    ) -> tuple[Tensor | None, Tensor | None]:
         """Logits (B, T, V) float32 for token ids idx (B, T), and the loss when targets (B, T) are given.
 
         loss: mean cross-entropy over positions whose target is not -1 and, if loss_mask (B, T) is given, whose mask
         is nonzero; 0 when no position counts. With kv_cache, idx holds the tokens at positions cache.pos..; the cache
         is updated and cache.pos advanced by T. last_only: logits (B, 1, V) of the last position only, all sampling
         needs after a prefill (the head over every position is ~1/5 of a SmolLM2 prefill); no targets then.
+        return_logits=False (trainers that want only the loss): logits may come back None; on the CPU, when training
+        with targets, the head and the loss then run fused over row chunks (llmlab.model.linear_cross_entropy),
+        never making the (B, T, V) logits.
         """
         cfg = self.cfg
         if idx.dim() != 2:
@@ -359,18 +381,23 @@ class Transformer(nn.Module):
             if T > 1:
                 q_pos = torch.arange(start, start + T, device=idx.device)[:, None]  # (T, 1)
                 mask = torch.arange(start + T, device=idx.device)[None, :] <= q_pos  # (T, S) bool, True = attend
-        logits = self._blocks_and_head(x, rope, kv_cache, mask, is_causal, last_only)  # (B, T or 1, V)
+        x = self._blocks(x, rope, kv_cache, mask, is_causal, last_only)  # (B, T or 1, C)
         if kv_cache is not None:
             kv_cache.pos += T
-
-        loss = None
-        if targets is not None:
-            counted = targets != -1  # (B, T)
-            if loss_mask is not None:
-                counted = counted & (loss_mask != 0)
-            ce = F.cross_entropy(logits.view(B * T, -1), targets.reshape(-1), ignore_index=-1, reduction="none")
-            loss = (ce * counted.view(-1)).sum() / counted.sum().clamp_min(1)
-        return logits, loss
+        if targets is None:
+            return self._head(x), None
+        counted = targets != -1  # (B, T)
+        if loss_mask is not None:
+            counted = counted & (loss_mask != 0)
+        # Fused on the CPU only: there the logits' memory traffic dominates (see linear_cross_entropy); on a GPU the
+        # plain path is what was measured (and torch.compile fuses its elementwise work).
+        if not return_logits and idx.device.type == "cpu" and torch.is_grad_enabled() and cfg.logit_softcap is None:
+            row_weights = counted.view(-1) / counted.sum().clamp_min(1)  # (B*T,): the mean over counted positions
+            return None, linear_cross_entropy(x.reshape(B * T, -1), self._head_weight(), targets.reshape(-1),
+                                              row_weights)
+        logits = self._head(x)  # (B, T, V)
+        ce = F.cross_entropy(logits.view(B * T, -1), targets.reshape(-1), ignore_index=-1, reduction="none")
+        return logits, (ce * counted.view(-1)).sum() / counted.sum().clamp_min(1)
 
     def _embed(self, idx: Tensor, positions: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
         """Token (+ learned position) embeddings (B, T, C) and the RoPE rows, for positions (T,) or (B, T)."""
@@ -379,21 +406,26 @@ class Transformer(nn.Module):
             return x + self.pos_embed(positions), None  # (B, T, C)
         return x, (self.rope_cos[positions], self.rope_sin[positions])  # (T, D) or (B, T, D) each
 
-    def _blocks_and_head(
+    def _blocks(
         self, x: Tensor, rope: tuple[Tensor, Tensor] | None, kv_cache: KVCache | None, mask: Tensor | None,
         is_causal: bool, last_only: bool = False,
     ) -> Tensor:
-        """Float32 logits (B, T, V) of the embedded tokens x (B, T, C); (B, 1, V) of the last one with last_only."""
-        cfg = self.cfg
+        """The final-normed hidden states (B, T, C) of the embedded tokens x (B, T, C); (B, 1, C) of the last one
+        with last_only."""
         for layer, block in enumerate(self.blocks):
             x = block(x, rope, kv_cache, layer, mask, is_causal)
-        x = self.norm(x[:, -1:] if last_only else x)
-        head = self.embed.weight if cfg.tie_embeddings else self.lm_head.weight  # (V, C)
-        logits = F.linear(x, head).float()  # (B, T, V)
-        if cfg.logit_softcap is not None:
+        return self.norm(x[:, -1:] if last_only else x)
+
+    def _head_weight(self) -> Tensor:
+        return self.embed.weight if self.cfg.tie_embeddings else self.lm_head.weight  # (V, C)
+
+    def _head(self, x: Tensor) -> Tensor:
+        """Float32 logits (B, T, V) of hidden states x (B, T, C)."""
+        logits = F.linear(x, self._head_weight()).float()  # (B, T, V)
+        if self.cfg.logit_softcap is not None:
             # In place on the fresh matmul output (autograd does not keep it), and a multiply instead of a divide:
             # on the CPU these (B, T, V) passes cost as much as a matmul, so each pass saved shows in tokens/s.
-            logits = torch.tanh(logits.mul_(1.0 / cfg.logit_softcap)) * cfg.logit_softcap
+            logits = torch.tanh(logits.mul_(1.0 / self.cfg.logit_softcap)) * self.cfg.logit_softcap
         return logits
 
     def _forward_per_row(self, idx: Tensor, cache: KVCache, last_only: bool = False) -> Tensor:
@@ -411,6 +443,6 @@ class Transformer(nn.Module):
         # or stale data from the row's previous occupant.
         slots = torch.arange(furthest, device=idx.device)  # (S,)
         mask = slots[None, None, None, :] <= positions[:, None, :, None]  # (B', 1, T, S) bool, True = attend
-        logits = self._blocks_and_head(x, rope, cache, mask, False, last_only)
+        logits = self._head(self._blocks(x, rope, cache, mask, False, last_only))
         cache.pos[cache.rows] += T
         return logits

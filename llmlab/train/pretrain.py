@@ -226,7 +226,7 @@ def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Di
 
     def micro_loss(step: int, micro: int) -> torch.Tensor:
         x, y = train_data.batch(step, batch, d.rank * accum + micro, d.world * accum, cfg.seed)
-        return train_model(x.to(d.device), y.to(d.device))[1]
+        return train_model(x.to(d.device), y.to(d.device), return_logits=False)[1]
 
     settings = LoopSettings(steps, accum, batch * cfg.seq_len, flops_tok, peak, cfg.warmup_steps, cfg.warmdown_frac,
                             cfg.grad_clip, cfg.log_every, cfg.eval_every, cfg.checkpoint_every, cfg.keep_checkpoints)

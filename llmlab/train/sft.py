@@ -126,7 +126,7 @@ def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
         everyone = data.indices(step, cfg.batch_size, 0, 1, cfg.seed)
         global_tokens = sum(sum(data.examples[i][1][1:]) for i in everyone)
         x, y = data.tensors(data.indices(step, cfg.batch_size, d.rank * accum + m, d.world * accum, cfg.seed))
-        mean = train_model(x.to(d.device), y.to(d.device))[1]
+        mean = train_model(x.to(d.device), y.to(d.device), return_logits=False)[1]
         return mean * int((y != -1).sum()) / max(1, global_tokens) * (d.world * accum)
 
     @torch.inference_mode()
