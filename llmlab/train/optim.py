@@ -56,13 +56,13 @@ def zeropower_via_newtonschulz5(g: Tensor, steps: int = NS_STEPS) -> Tensor:
         x = x.mT  # work on the wide side (r <= c), so x @ x.mT below is the smaller (r x r) Gram matrix
     # Frobenius norm >= spectral norm, so after this every singular value is <= 1: inside the iteration's basin.
     x = x / (x.norm(dim=(-2, -1), keepdim=True) + 1e-7)
-    # beta * input + alpha * (m1 @ m2) in one call: the CPU step spent a third of its time on the separate scalings
-    # and sums of the small matrices.
+    # beta * input + alpha * (m1 @ m2) in one call: separate scalings and sums were ~18% of the CPU optimizer step's
+    # profile (a depth-6 step went 425 -> 384 ms; depth 3 unchanged, docs/LOG.md 2026-11-27).
     fused_mm = torch.baddbmm if x.ndim == 3 else torch.addmm
     for _ in range(steps):
         gram = x @ x.mT  # (..., r, r)
         poly = fused_mm(gram, gram, gram, beta=b, alpha=c)  # (..., r, r): b * gram + c * gram @ gram
-        x = fused_mm(x, poly, x, beta=a)  # (..., r, c) = a * x + poly @ x: each singular value s -> a*s + b*s^3 + c*s^5
+        x = fused_mm(x, poly, x, beta=a)  # (..., r, c): a * x + poly @ x; singular value s -> a*s + b*s^3 + c*s^5
     return x.mT if tall else x
 
 
