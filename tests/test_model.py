@@ -15,7 +15,8 @@ from llmlab.errors import LlmlabError
 from llmlab.model.config import ModelConfig
 from llmlab.model.flops import count_params, flops_per_token
 from llmlab.model.linear_cross_entropy import linear_cross_entropy
-from llmlab.model.transformer import KVCache, Transformer, apply_rope, rope_tables
+from llmlab.model.elementwise import apply_rope, rms_norm, rope_tables
+from llmlab.model.transformer import KVCache, Transformer
 
 V, T_MAX = 64, 24
 
@@ -298,6 +299,38 @@ def test_rope_scores_depend_only_on_relative_position():
     assert score(5, 2) == pytest.approx(score(12, 9), abs=1e-5)
     assert score(5, 2) != pytest.approx(score(5, 3), abs=1e-3)
     assert score(0, 0) == pytest.approx((q * k).sum().item(), abs=1e-6)  # position 0 is the identity
+
+
+def test_hand_written_rms_norm_matches_pytorch_values_and_gradients():
+    x = torch.randn(3, 2, 5, 8, dtype=torch.float64, requires_grad=True)
+    gains = torch.randn(2, 1, 8, dtype=torch.float64, requires_grad=True)  # a gain broadcast over a dimension
+    g = torch.randn(3, 2, 5, 8, dtype=torch.float64)
+    ours, reference = [], []
+    for norm, out in ((rms_norm, ours), (lambda x, w, eps: F.rms_norm(x, (8,), None, eps) * w, reference)):
+        y = norm(x, gains, 1e-5)
+        out.extend([y, *torch.autograd.grad(y, (x, gains), g)])
+    for a, b in zip(ours, reference):
+        torch.testing.assert_close(a, b)
+    assert torch.autograd.gradcheck(lambda x, w: rms_norm(x, w, 1e-5), (x[:1, :2], gains))
+
+
+@pytest.mark.parametrize("per_row", [False, True])
+def test_hand_written_rope_matches_the_rotate_half_formula(per_row):
+    cos, sin = (t.double() for t in rope_tables(10, 8, 500.0))
+    x = torch.randn(2, 6, 3, 8, dtype=torch.float64, requires_grad=True)
+    if per_row:  # each row at its own positions, as the continuous-batching engine does
+        at = torch.tensor([[0, 1, 2, 3, 4, 5], [4, 5, 6, 7, 8, 9]])
+        cos, sin = cos[at], sin[at]  # (2, 6, 8)
+        c, s = cos[:, :, None], sin[:, :, None]
+    else:
+        cos, sin = cos[:6], sin[:6]  # (6, 8)
+        c, s = cos[None, :, None], sin[None, :, None]
+    x1, x2 = x.chunk(2, dim=-1)
+    expected = x * c + torch.cat([-x2, x1], dim=-1) * s
+    g = torch.randn_like(x)
+    torch.testing.assert_close(apply_rope(x, cos, sin), expected)
+    torch.testing.assert_close(torch.autograd.grad(apply_rope(x, cos, sin), x, g)[0],
+                               torch.autograd.grad(expected, x, g)[0])
 
 
 # ---- KV cache -----------------------------------------------------------------------------------------------------

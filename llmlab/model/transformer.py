@@ -30,12 +30,12 @@ from torch import Tensor, nn
 
 from llmlab.errors import LlmlabError
 from llmlab.model.config import ModelConfig
+from llmlab.model.elementwise import apply_rope, relu_squared, rms_norm, rope_tables
 from llmlab.model.linear_cross_entropy import linear_cross_entropy
 
 
 class RMSNorm(nn.Module):
-    """x / rms(x) * weight. The gain is cast to x's dtype, so bf16 activations (q, k under autocast) keep the fused
-    kernel, which accumulates in float32 either way."""
+    """x / rms(x) * weight over the last dimension (llmlab.model.elementwise.rms_norm); the gain starts at 1."""
 
     def __init__(self, dim: int, eps: float) -> None:
         super().__init__()
@@ -43,31 +43,13 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.rms_norm(x, (x.shape[-1],), self.weight.to(x.dtype), self.eps)
+        return rms_norm(x, self.weight, self.eps)
 
 
 def _norm(cfg: ModelConfig, dim: int) -> nn.Module:
     if cfg.norm == "rmsnorm":
         return RMSNorm(dim, cfg.norm_eps)
     return nn.LayerNorm(dim, eps=cfg.norm_eps, bias=False)
-
-
-def rope_tables(seq_len: int, head_dim: int, theta: float) -> tuple[Tensor, Tensor]:
-    """cos, sin of shape (seq_len, head_dim), float32, in Llama's layout (frequencies repeated for both halves)."""
-    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)  # (D/2,)
-    angles = torch.outer(torch.arange(seq_len, dtype=torch.float64), inv_freq)  # (seq_len, D/2)
-    angles = torch.cat([angles, angles], dim=-1)  # (seq_len, D)
-    return angles.cos().float(), angles.sin().float()
-
-
-def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate x (B, T, heads, D) by position: x * cos + rotate_half(x) * sin, with cos/sin (T, D), or (B, T, D) when
-    each row is at its own positions."""
-    if cos.dim() == 2:
-        cos, sin = cos[None], sin[None]  # (1, T, D)
-    cos, sin = cos.to(x.dtype)[:, :, None, :], sin.to(x.dtype)[:, :, None, :]  # (B or 1, T, 1, D)
-    x1, x2 = x.chunk(2, dim=-1)  # (B, T, heads, D/2) each
-    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
 
 
 class KVCache:
@@ -207,23 +189,6 @@ class Attention(nn.Module):
         return self.wo(y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))  # (B, T, C)
 
 
-class ReluSquared(torch.autograd.Function):
-    """relu(x)^2 with one saved tensor and two passes each way. Autograd's relu().square() makes five passes over
-    (B, T, mlp_hidden) and runs square as pow(x, 2), which the CPU does ~3x slower than a multiply: the MLP's
-    activation took ~10% of a default-size CPU training step that way (docs/LOG.md, 2026-11-27)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
-        r = F.relu(x)
-        ctx.save_for_backward(r)
-        return r * r
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
-        (r,) = ctx.saved_tensors
-        return (grad * r).mul_(2.0)
-
-
 class MLP(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -238,7 +203,7 @@ class MLP(nn.Module):
         if self.kind == "swiglu":
             h = F.silu(self.w_gate(x)) * h
         elif self.kind == "relu2":
-            h = ReluSquared.apply(h)
+            h = relu_squared(h)
         else:
             h = F.gelu(h, approximate="tanh")
         return self.w_down(h)  # (B, T, C)
