@@ -14,7 +14,8 @@ nothing saved but the tables. The default model's training step, side by side in
 (`bench/bench_elementwise.py`, three runs): 0.927-0.934x the time of the composite ops (docs/LOG.md, 2026-11-27).
 
 On other devices, and under torch.compile, the composite ops are kept: CUDA has a fused `rms_norm`, and the
-compiler fuses the rest itself; these functions were only measured on the CPU. The results are the same to float rounding (tests).
+compiler fuses the rest itself; these functions were only measured on the CPU. Both paths give the same results to
+float rounding (tests).
 """
 
 from __future__ import annotations
