@@ -13,9 +13,10 @@ import torch.nn.functional as F
 
 from llmlab.errors import LlmlabError
 from llmlab.model.config import ModelConfig
+from llmlab.model.elementwise import apply_rope, rms_norm, rope_tables
 from llmlab.model.flops import count_params, flops_per_token
 from llmlab.model.linear_cross_entropy import linear_cross_entropy
-from llmlab.model.elementwise import apply_rope, rms_norm, rope_tables
+from llmlab.model.lora import add_lora
 from llmlab.model.transformer import KVCache, Transformer
 
 V, T_MAX = 64, 24
@@ -169,6 +170,9 @@ def test_flops_per_token_by_hand():
     matmul = 2 * per_layer + V * 32  # the tied head still multiplies
     assert flops_per_token(cfg, 10) == 6 * matmul + 12 * 2 * 32 * 10
     assert flops_per_token(cfg) == 6 * matmul + 12 * 2 * 32 * T_MAX
+    adapters = sum(p.numel() for p in add_lora(Transformer(cfg), rank=4, alpha=8.0))  # r * (in + out) per matrix
+    assert adapters == 2 * 4 * (2 * (32 + 32) + 2 * (32 + 16) + 3 * (32 + 64))
+    assert flops_per_token(cfg, 10, lora_rank=4) == 4 * matmul + 6 * adapters + 12 * 2 * 32 * 10
 
 
 def test_init_is_deterministic_and_follows_the_switches():

@@ -47,8 +47,20 @@ def count_params(cfg: ModelConfig) -> dict[str, int]:
     }
 
 
-def flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> float:
-    """Training FLOPs (forward + backward) per token at context seq_len (default cfg.seq_len); see the module doc."""
+def flops_per_token(cfg: ModelConfig, seq_len: int | None = None, lora_rank: int = 0) -> float:
+    """Training FLOPs (forward + backward) per token at context seq_len (default cfg.seq_len); see the module doc.
+
+    lora_rank > 0: LoRA fine-tuning (llmlab.model.lora) of rank lora_rank. The model's matrices are frozen, so their
+    weight gradients are never computed: 4 FLOPs per parameter per token (forward, and the gradient for the input),
+    not 6. The adapters, rank x (in + out) parameters per block matrix, cost 6 each. Attention is unchanged (the
+    gradient flows through it to the adapters below)."""
     seq_len = cfg.seq_len if seq_len is None else seq_len
     matmul_params = cfg.depth * _block_matrix_params(cfg) + cfg.vocab_size * cfg.d_model
-    return float(6 * matmul_params + 12 * cfg.depth * cfg.d_model * seq_len)
+    attention = 12 * cfg.depth * cfg.d_model * seq_len
+    if not lora_rank:
+        return float(6 * matmul_params + attention)
+    kv_width = cfg.n_kv_heads * cfg.head_dim
+    shapes = [(cfg.d_model, cfg.d_model)] * 2 + [(cfg.d_model, kv_width)] * 2  # wq, wo; wk, wv
+    shapes += [(cfg.d_model, cfg.mlp_hidden)] * (3 if cfg.mlp == "swiglu" else 2)
+    adapters = cfg.depth * sum(lora_rank * (rows + cols) for rows, cols in shapes)
+    return float(4 * matmul_params + 6 * adapters + attention)

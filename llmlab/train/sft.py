@@ -150,7 +150,7 @@ def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
     # read 170%)
     mean_tokens = sum(len(ids) for ids, _ in train) / len(train)
     settings = LoopSettings(steps, accum, int(cfg.batch_size * mean_tokens),
-                            flops_per_token(model.cfg, round(mean_tokens)), peak_flops(d.device)[0],
+                            flops_per_token(model.cfg, round(mean_tokens), cfg.lora_rank), peak_flops(d.device)[0],
                             cfg.warmup_steps, cfg.warmdown_frac, cfg.grad_clip, cfg.log_every, cfg.eval_every,
                             cfg.checkpoint_every, cfg.keep_checkpoints)
     metrics = MetricsLog(out / "metrics.jsonl", start_step, d.is_main, None)
