@@ -307,7 +307,7 @@ def test_rope_scores_depend_only_on_relative_position():
 
 def test_hand_written_rms_norm_matches_pytorch_values_and_gradients():
     x = torch.randn(3, 2, 5, 8, dtype=torch.float64, requires_grad=True)
-    gains = torch.randn(2, 1, 8, dtype=torch.float64, requires_grad=True)  # a gain broadcast over a dimension
+    gains = torch.randn(8, dtype=torch.float64, requires_grad=True)
     g = torch.randn(3, 2, 5, 8, dtype=torch.float64)
     ours, reference = [], []
     for norm, out in ((rms_norm, ours), (lambda x, w, eps: F.rms_norm(x, (8,), None, eps) * w, reference)):

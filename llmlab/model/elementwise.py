@@ -1,6 +1,6 @@
 """The block's elementwise layers, RMSNorm, RoPE and ReLU², with hand-written backward passes for the CPU.
 
-    y = rms_norm(x, weight, eps)    # x (..., D), weight broadcastable to x, e.g. (D,)
+    y = rms_norm(x, weight, eps)    # x (..., D), weight (D,)
     y = apply_rope(x, cos, sin)     # x (B, T, heads, D), cos/sin (T, D) or (B, T, D) from rope_tables
     h = relu_squared(x)             # relu(x) ** 2
 
@@ -11,7 +11,7 @@ rsqrt and two multiplies forward and about twice that backward (~3 ms a call, fo
 RoPE as `x * cos + cat(-x2, x1) * sin` writes five tensors forward and as many backward. Written out by hand, RMSNorm
 is one reduction and two multiplies forward, and RoPE is one rotation forward and the inverse rotation backward, with
 nothing saved but the tables. The default model's training step, side by side in one process
-(`bench/bench_elementwise.py`, three runs): 0.927-0.934x the time of the composite ops (docs/LOG.md, 2026-11-27).
+(`bench/bench_elementwise.py`, three runs): 0.912-0.914x the time of the composite ops (docs/LOG.md, 2026-11-27).
 
 On other devices, and under torch.compile, the composite ops are kept: CUDA has a fused `rms_norm`, and the
 compiler fuses the rest itself; these functions were only measured on the CPU. Both paths give the same results to
@@ -41,12 +41,15 @@ class _RMSNorm(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor | None, None]:
         x, r, weight = ctx.saved_tensors
-        n = x * r  # the normalised input, recomputed rather than kept: one pass, and no activation memory
-        grad_weight = (grad * n).sum_to_size(weight.shape) if ctx.needs_input_grad[1] else None
-        grad_n = grad * weight
-        # d/dx of n = x * r: r * (grad_n - n * mean(grad_n * n)), the projection removing the radial component
-        mean_dot = (grad_n * n).sum(-1, keepdim=True).div_(x.shape[-1])  # (..., 1)
-        return grad_n.sub_(n.mul_(mean_dot)).mul_(r), grad_weight, None
+        # With n = x * r and grad_n = grad * weight, the input's gradient is r * (grad_n - n * mean(grad_n * n)): the
+        # radial component removed. Both reductions are matrix-vector products of one tensor, grad * x: per row,
+        # sum(grad_n * n) = r * (grad * x) @ weight, and the gain's gradient is r^T (grad * x) over all rows.
+        prod = (grad * x).reshape(-1, x.shape[-1])  # (rows, D)
+        rows_r = r.reshape(-1)  # (rows,)
+        grad_weight = rows_r @ prod if ctx.needs_input_grad[1] else None  # (D,)
+        # (..., 1): -r^2 ((grad * x) @ weight) / D
+        coef = (prod @ weight).mul_(rows_r).mul_(rows_r).div_(-x.shape[-1]).view(r.shape)
+        return (grad * weight).addcmul_(x, coef).mul_(r), grad_weight, None
 
 
 def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
@@ -117,7 +120,7 @@ class _ReluSquared(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
         (r,) = ctx.saved_tensors
-        return (grad * r).mul_(2.0)
+        return torch.addcmul(grad.new_zeros(()), grad, r, value=2.0)  # 2 * grad * r in one pass
 
 
 def relu_squared(x: Tensor) -> Tensor:
