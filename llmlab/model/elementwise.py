@@ -5,9 +5,9 @@
     h = relu_squared(x)             # relu(x) ** 2
 
 Why: on the CPU these layers run at memory speed, not compute speed. A default-size training step holds (16, 256, 192)
-float32 activations (3 MB each) that do not stay in cache between layers, so each pass over one costs ~0.3 ms
-whatever it computes, and autograd's composition of small ops makes many passes: `F.rms_norm` is pow, mean, add,
-rsqrt and two multiplies forward and about twice that backward (~3 ms a call, forward + backward, 13 calls a step);
+float32 activations (3 MB each, more than a core's 2 MB of L2), so each pass over one costs ~0.2-0.3 ms whatever it
+computes, and autograd's composition of small ops makes many passes: `F.rms_norm` is pow, mean, add, rsqrt and two
+multiplies forward and about twice that backward (~3 ms a call, forward + backward, 13 calls a step);
 RoPE as `x * cos + cat(-x2, x1) * sin` writes five tensors forward and as many backward. Written out by hand, RMSNorm
 is one reduction and two multiplies forward, and RoPE is one rotation forward and the inverse rotation backward, with
 nothing saved but the tables. The default model's training step, side by side in one process
@@ -26,8 +26,9 @@ from torch import Tensor
 
 
 def _composite(x: Tensor) -> bool:
-    """Use PyTorch's composite ops: off the CPU, or while torch.compile traces (it fuses them itself)."""
-    return x.device.type != "cpu" or torch.compiler.is_compiling()
+    """Use PyTorch's composite ops: off the CPU, for low-precision activations (the hand-written reductions would run
+    in them), or while torch.compile traces (it fuses them itself)."""
+    return x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or torch.compiler.is_compiling()
 
 
 class _RMSNorm(torch.autograd.Function):
@@ -107,9 +108,9 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
 
 class _ReluSquared(torch.autograd.Function):
-    """relu(x)^2 with one saved tensor and two passes each way. Autograd's relu().square() makes five passes over
-    (B, T, mlp_hidden) and runs square as pow(x, 2), which the CPU does ~3x slower than a multiply: the MLP's
-    activation took ~10% of a default-size CPU training step that way (docs/LOG.md, 2026-11-27)."""
+    """relu(x)^2 with one saved tensor, two passes forward and one backward. Autograd's relu().square() makes five
+    passes over (B, T, mlp_hidden) and runs square as pow(x, 2), which the CPU does ~3x slower than a multiply: the
+    MLP's activation took ~10% of a default-size CPU training step that way (docs/LOG.md, 2026-11-27)."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
