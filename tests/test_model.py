@@ -444,3 +444,19 @@ def test_llama_preset_matches_hf_llama():
     idx = tokens(2, 12)
     torch.testing.assert_close(hf(idx).logits, model(idx)[0], atol=1e-4, rtol=1e-4)
 
+
+
+@pytest.mark.slow  # ~20 s: inductor compiles the forward and backward graphs to C++
+def test_compiled_model_matches_the_eager_hand_written_layers():
+    """torch.compile traces the composite RMSNorm / RoPE (llmlab.model.elementwise), eager runs the hand-written
+    ones: same loss and gradients, so `--compile` on the CPU trains the same model."""
+    model = Transformer(VARIANTS["default"])
+    x, y = tokens(2, 12), tokens(2, 12, seed=1)
+    results = []
+    for forward in (model, torch.compile(model)):
+        model.zero_grad(set_to_none=True)
+        _, loss = forward(x, y, return_logits=False)
+        loss.backward()
+        results.append([loss.detach()] + [p.grad.clone() for p in model.parameters()])
+    for eager, compiled in zip(*results):
+        torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
