@@ -130,6 +130,23 @@ def test_sampling_options_stop_and_clamps(server):
     assert seeded[0] == seeded[1]
 
 
+def test_a_seeded_completion_is_what_llmlab_sample_writes(server, models, capsys):
+    """Same prompt, settings and seed: the server's batching engine and `llmlab sample` draw the same tokens."""
+    from llmlab.cli.sample import sample
+
+    url, _ = server
+    options = {"max_tokens": 12, "temperature": 1.0, "seed": 11}
+    texts = []
+    for top_k in (None, 8):
+        served = client(url).completions.create(model="base", prompt="The river", **options,
+                                                extra_body={"top_k": top_k}).choices[0].text
+        sample(model=models["base"], prompt="The river", top_k=top_k, **options)
+        printed = capsys.readouterr().out
+        assert printed == "The river" + served + "\n"
+        texts.append(served)
+    assert texts[0] != texts[1] and all(len(t) > 5 for t in texts)  # real samples, and top_k changed them
+
+
 def test_stop_prefix_holdback():
     assert _stop_prefix_len("hello wor", ["world"]) == 3
     assert _stop_prefix_len("hello", ["xyz"]) == 0

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-from llmlab.engine.generate import StopStrings, check_sampling, filter_logits
+from llmlab.engine.generate import StopStrings, check_sampling, draw, filter_logits
 from llmlab.errors import LlmlabError
 from llmlab.model.transformer import Transformer
 
@@ -314,8 +314,6 @@ def sample_rows(logits: torch.Tensor, rows: list[_Row]) -> list[int]:
         x = filter_logits(logits[pick].float() / temps,
                           torch.tensor(top_k, device=device) if min(top_k) < V else None,
                           torch.tensor(top_p, device=device) if min(top_p) < 1 else None)  # (m, V)
-        cdf = x.softmax(dim=-1).cumsum(dim=-1)  # (m, V)
         u = torch.cat([torch.rand(1, generator=rows[i].generator, device=device) for i in hot])  # (m,)
-        drawn = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).clamp_max(V - 1)  # (m, 1)
-        tokens[pick] = drawn[:, 0]
+        tokens[pick] = draw(x.softmax(dim=-1), u)
     return tokens.tolist()

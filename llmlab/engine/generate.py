@@ -51,7 +51,8 @@ def sample_next(
 
     temperature 0 is greedy (argmax; top_k and top_p then change nothing). Otherwise the logits are divided by the
     temperature, cut to the top_k most likely tokens, then to the nucleus: the fewest most likely tokens whose
-    probabilities sum to at least top_p (the most likely token is always kept); the draw uses `generator`.
+    probabilities sum to at least top_p (the most likely token is always kept); the draw (`draw`) takes one
+    uniform number per row from `generator`.
     """
     check_sampling(temperature, top_k, top_p)
     if temperature == 0:
@@ -59,8 +60,19 @@ def sample_next(
     logits = logits.float() / temperature  # (B, V)
     logits = filter_logits(logits, top_k if top_k is not None and top_k < logits.shape[-1] else None,
                            top_p if top_p is not None and top_p < 1 else None)
-    probs = logits.softmax(dim=-1)  # (B, V)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
+    u = torch.rand(logits.shape[0], generator=generator, device=logits.device)  # (B,)
+    return draw(logits.softmax(dim=-1), u)
+
+
+def draw(probs: Tensor, u: Tensor) -> Tensor:
+    """Token ids (B,) drawn from probs (B, V) by inverse CDF: row i takes the first token whose cumulative probability
+    exceeds u[i] (uniform in [0, 1), scaled by the row's total, which rounding leaves a hair off 1).
+
+    One uniform number per token drawn, the same way here and in the batching engine, so a request to the server
+    with a seed continues a prompt exactly as `llmlab sample` with that seed does (tests/test_batching.py)."""
+    cdf = probs.cumsum(dim=-1)  # (B, V)
+    drawn = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)  # (B, 1)
+    return drawn.clamp_max(probs.shape[-1] - 1).squeeze(-1)
 
 
 def filter_logits(logits: Tensor, top_k: int | Tensor | None, top_p: float | Tensor | None) -> Tensor:
