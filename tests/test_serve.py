@@ -113,6 +113,9 @@ def test_models_chat_stream_and_completions(server):
     assert "The river" + streamed == comp.choices[0].text
     by_ids = c.completions.create(model="base", prompt=[[1, 2, 3]], max_tokens=3, temperature=0)
     assert by_ids.usage.prompt_tokens == 3
+    stored = store.completion(comp.model_extra["llmlab"]["completion_id"])  # text completions are logged too
+    assert (stored["model"], stored["prompt"], "The river" + stored["text"], stored["finish_reason"]) == \
+        ("base", "The river", comp.choices[0].text, comp.choices[0].finish_reason)
 
 
 def test_sampling_options_stop_and_clamps(server):

@@ -97,6 +97,26 @@ def test_feedback_queue_labels_and_exports(tmp_path, tiny_tokenizer):
     assert rows[0]["model_a"] == "m1" and rows[0]["model_b"] == "m2" and rows[0]["prompt"] == prompt
 
 
+def test_text_completions_are_logged_apart_from_conversations(tmp_path, monkeypatch):
+    path = tmp_path / "s.sqlite"
+    monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])  # a file from before completions
+    _exchange(Store(path), "kept")
+    monkeypatch.undo()
+    store = Store(path)
+    done = store.start_completion(model="base", prompt="The river", params={"seed": 3}, api_key="k1")
+    assert store.completion(done)["text"] == "" and store.completion(done)["finished"] is None  # stored first
+    store.finish_completion(done, " flows north", "length", {"completion_tokens": 2})
+    row = store.completion(done)
+    assert (row["model"], row["prompt"], row["text"], row["finish_reason"], row["api_key"]) == \
+        ("base", "The river", " flows north", "length", "k1")
+    assert json.loads(row["params"]) == {"seed": 3} and json.loads(row["usage"]) == {"completion_tokens": 2}
+    counts = store.counts()
+    assert (counts["completions"], counts["messages"]) == (1, 3)  # the old exchange survived the upgrade
+    assert store.review_queue() and all(item["answer"] != " flows north" for item in store.review_queue())
+    with pytest.raises(LlmlabError, match="no completion 99"):
+        store.finish_completion(99, "x", "stop", {})
+
+
 def test_migrations_run_once_and_upgrade_old_files(tmp_path, monkeypatch):
     path = tmp_path / "s.sqlite"
     store = Store(path)

@@ -40,7 +40,8 @@ def serve(
             smollm2.
         host: address to listen on. A non-loopback address (e.g. 0.0.0.0) requires API keys.
         port: TCP port.
-        db: SQLite file where every chat exchange is stored (and the web UI's feedback and labels); None: none kept.
+        db: SQLite file where every chat exchange and text completion is stored (and the web UI's feedback and
+            labels); None: none kept.
         api_keys: accepted API keys (clients send `Authorization: Bearer KEY`); default: the comma-separated
             LLMLAB_API_KEYS environment variable, else none (allowed on a loopback host only).
         insecure_no_keys: allow a non-loopback host without API keys (anyone who can reach it may use it).

@@ -5,6 +5,8 @@
     conversation, message = store.start_exchange(model="chat_dpo", messages=[{"role": "user", "content": "Hi"}],
                                                  params={"temperature": 0.7})          # stored before generating
     store.finish_exchange(message, "Hello!", "stop", {"completion_tokens": 3})         # also with partial text
+    done = store.start_completion(model="base", prompt="The river", params={})          # POST /v1/completions
+    store.finish_completion(done, " flows", "length", {"completion_tokens": 1})
     store.add_feedback(message, "flag", "made up a fact")                              # up / down / flag + reason
     store.review_queue()        # flagged answers first, then a sample of the others
     store.add_label(message, "The ideal answer.")                                      # a labeler's correction
@@ -13,7 +15,8 @@
 
 Tables: models (served versions), conversations, messages (a tree: each message points to the one before it, so a
 regenerated answer is a sibling of the first and a continued conversation shares its prefix), feedback, labels
-(ideal responses), comparisons (two answers to the same prompt and the winner). `schema_version` records which
+(ideal responses), comparisons (two answers to the same prompt and the winner), completions (text completions of
+POST /v1/completions: prompt, text, settings). `schema_version` records which
 migrations ran; `MIGRATIONS[i]` takes the schema from version i to i + 1, inside one write transaction, so
 several processes opening an old file at once migrate it once.
 
@@ -67,6 +70,11 @@ MIGRATIONS = [
         id INTEGER PRIMARY KEY,
         message_a INTEGER NOT NULL REFERENCES messages(id), message_b INTEGER NOT NULL REFERENCES messages(id),
         winner TEXT NOT NULL CHECK (winner IN ('a', 'b', 'tie')), labeler TEXT, created REAL NOT NULL);
+    """,
+    """
+    CREATE TABLE completions (
+        id INTEGER PRIMARY KEY, model TEXT NOT NULL, prompt TEXT NOT NULL, text TEXT NOT NULL DEFAULT '',
+        params TEXT NOT NULL, finish_reason TEXT, usage TEXT, api_key TEXT, created REAL NOT NULL, finished REAL);
     """,
 ]
 
@@ -179,6 +187,29 @@ class Store:
         if not updated:
             raise LlmlabError(f"no assistant message {message_id} in {self.path}")
 
+    def start_completion(self, *, model: str, prompt: str, params: dict, api_key: str | None = None) -> int:
+        """Store a text completion request (POST /v1/completions) before generating; returns its id. Completions are
+        kept apart from the conversations: they are a log of what was asked and answered, not material to label."""
+        with self._write() as db:
+            return db.execute("INSERT INTO completions (model, prompt, params, api_key, created) "
+                              "VALUES (?, ?, ?, ?, ?)",
+                              (model, prompt, json.dumps(params), api_key, time.time())).lastrowid
+
+    def finish_completion(self, completion_id: int, text: str, finish_reason: str, usage: dict) -> None:
+        """Record the completion's text (whole, or what was made before a disconnect or timeout) and why it ended."""
+        with self._write() as db:
+            updated = db.execute("UPDATE completions SET text = ?, finish_reason = ?, usage = ?, finished = ? "
+                                 "WHERE id = ?",
+                                 (text, finish_reason, json.dumps(usage), time.time(), completion_id)).rowcount
+        if not updated:
+            raise LlmlabError(f"no completion {completion_id} in {self.path}")
+
+    def completion(self, completion_id: int) -> dict:
+        row = self._db().execute("SELECT * FROM completions WHERE id = ?", (completion_id,)).fetchone()
+        if row is None:
+            raise LlmlabError(f"no completion {completion_id} in {self.path}")
+        return dict(row)
+
     # -- reading messages -----------------------------------------------------------------------------------------
 
     def message(self, message_id: int) -> dict:
@@ -271,7 +302,8 @@ class Store:
     def counts(self) -> dict:
         db = self._db()
         return {table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                for table in ("models", "conversations", "messages", "feedback", "labels", "comparisons")}
+                for table in ("models", "conversations", "messages", "feedback", "labels", "comparisons",
+                              "completions")}
 
     # -- what labelers made, for training and the arena -----------------------------------------------------------
 

@@ -9,10 +9,11 @@ Endpoints:
     POST /v1/completions        prompt -> text, for base models (a text prompt opens like a pre-training document)
     GET  /v1/models             the served names
     GET  /health                {"status": "ok", "models": {name: {"active", "waiting"}}}; needs no key
-The official `openai` client works unchanged (tests/test_serve.py). With a store, every accepted chat request is
-stored before generating and its answer (whole, or partial on a disconnect, timeout or error) after, and the ids come
-back in an extension field `"llmlab": {"conversation_id", "message_id"}` of the body and of every stream chunk; the
-web UI (llmlab/serve/ui.py) is mounted at /. Limits and their status codes: see ServeSettings and guard.py.
+The official `openai` client works unchanged (tests/test_serve.py). With a store, every accepted request is stored
+before generating and its answer (whole, or partial on a disconnect, timeout or error) after, and the ids come back in
+an extension field of the body and of every stream chunk: `"llmlab": {"conversation_id", "message_id"}` for a chat,
+`"llmlab": {"completion_id"}` for a text completion; the web UI (llmlab/serve/ui.py) is mounted at /. Limits and
+their status codes: see ServeSettings and guard.py.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def create_app(models: dict[str, str | Path], *, settings: ServeSettings | None 
     """The app serving each model (any spec load_model reads) under its name; the engines run during its lifespan.
 
     api_keys: accepted keys (`Authorization: Bearer KEY` on every /v1 request); empty: no key needed.
-    store: a llmlab.monitor.store.Store that records every chat exchange (None: nothing stored).
+    store: a llmlab.monitor.store.Store that records every chat exchange and text completion (None: nothing stored).
     """
     settings = settings or ServeSettings()
     if not models:
@@ -213,14 +214,9 @@ class Api:
         gen = self.start(s, ereq, deadline)
         extra, finish_store = {}, lambda reason: None
         if self.store is not None:
-            params = {"temperature": ereq.temperature, "top_p": ereq.top_p, "top_k": ereq.top_k, "seed": ereq.seed,
-                      "max_tokens": ereq.max_new_tokens, "stop": list(ereq.stop_strings)}
-            try:
-                conv, msg = self.store.start_exchange(model=s.name, messages=messages, params=params, api_key=key,
-                                                      conversation_id=req.conversation_id)
-            except BaseException:  # not stored, so not accepted: free the row
-                gen.cancel()
-                raise
+            conv, msg = stored_before_answering(gen, lambda: self.store.start_exchange(
+                model=s.name, messages=messages, params=stored_params(ereq), api_key=key,
+                conversation_id=req.conversation_id))
             extra = {"llmlab": {"conversation_id": conv, "message_id": msg}}
 
             def finish_store(reason: str) -> None:
@@ -241,23 +237,48 @@ class Api:
 
     async def completions(self, request: Request):
         deadline = time.monotonic() + self.settings.request_timeout_s
-        self.guard.admit(request)
+        key = self.guard.admit(request)
         req: CompletionRequest = await self.read(request, CompletionRequest, deadline)
         s = self.lookup(req.model)
         prompt_text, prompt = completion_prompt(req.prompt, s.tokenizer)
         ereq = self.engine_request(s, prompt, req, req.max_tokens, 16, {s.tokenizer.eos_id})
         gen = self.start(s, ereq, deadline)
+        extra, finish_store = {}, lambda reason: None
+        if self.store is not None:
+            stored = stored_before_answering(gen, lambda: self.store.start_completion(
+                model=s.name, prompt=prompt_text, params=stored_params(ereq), api_key=key))
+            extra = {"llmlab": {"completion_id": stored}}
+
+            def finish_store(reason: str) -> None:
+                self.store.finish_completion(stored, gen.text, reason, usage(len(prompt), gen.completion_tokens))
+
         rid = new_id("cmpl")
         echo = prompt_text if req.echo else ""
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
-            chunks = ChunkMaker(rid, "text_completion", s.name, {}, len(prompt), include_usage,
+            chunks = ChunkMaker(rid, "text_completion", s.name, extra, len(prompt), include_usage,
                                 lambda delta, finish=None: text_choice(delta.get("content", ""), finish))
             first = {"content": echo} if echo else None
-            return StreamingResponse(stream(gen, chunks, first, lambda reason: None), media_type="text/event-stream")
-        await collect(request, gen, lambda reason: None)
+            return StreamingResponse(stream(gen, chunks, first, finish_store), media_type="text/event-stream")
+        await collect(request, gen, finish_store)
         return envelope(rid, "text_completion", s.name, [text_choice(echo + gen.text, gen.finish_reason)],
-                        usage=usage(len(prompt), gen.completion_tokens))
+                        usage=usage(len(prompt), gen.completion_tokens), **extra)
+
+
+def stored_params(ereq: EngineRequest) -> dict:
+    """The sampling settings a stored answer records."""
+    return {"temperature": ereq.temperature, "top_p": ereq.top_p, "top_k": ereq.top_k, "seed": ereq.seed,
+            "max_tokens": ereq.max_new_tokens, "stop": list(ereq.stop_strings)}
+
+
+def stored_before_answering(gen: Generation, store_request):
+    """store_request()'s result (the stored request's ids); if storing fails, the request is not accepted, and its
+    generation is cancelled to free the engine's row."""
+    try:
+        return store_request()
+    except BaseException:
+        gen.cancel()
+        raise
 
 
 def completion_prompt(prompt, tok) -> tuple[str, list[int]]:
