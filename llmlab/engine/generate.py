@@ -69,7 +69,7 @@ def draw(probs: Tensor, u: Tensor) -> Tensor:
     exceeds u[i] (uniform in [0, 1), scaled by the row's total, which rounding leaves a hair off 1).
 
     One uniform number per token drawn, the same way here and in the batching engine, so a request to the server
-    with a seed continues a prompt exactly as `llmlab sample` with that seed does (tests/test_batching.py)."""
+    with a seed continues a prompt exactly as `llmlab sample` with that seed does (tests/test_serve.py)."""
     cdf = probs.cumsum(dim=-1)  # (B, V)
     drawn = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)  # (B, 1)
     return drawn.clamp_max(probs.shape[-1] - 1).squeeze(-1)

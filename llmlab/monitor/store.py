@@ -15,10 +15,9 @@
 
 Tables: models (served versions), conversations, messages (a tree: each message points to the one before it, so a
 regenerated answer is a sibling of the first and a continued conversation shares its prefix), feedback, labels
-(ideal responses), comparisons (two answers to the same prompt and the winner), completions (text completions of
-POST /v1/completions: prompt, text, settings). `schema_version` records which
-migrations ran; `MIGRATIONS[i]` takes the schema from version i to i + 1, inside one write transaction, so
-several processes opening an old file at once migrate it once.
+(ideal responses), comparisons (two answers to the same prompt and the winner), completions (POST /v1/completions:
+prompt, text, settings). `schema_version` records which migrations ran; `MIGRATIONS[i]` takes the schema from version
+i to i + 1, inside one write transaction, so several processes opening an old file at once migrate it once.
 
 Concurrency: one connection per thread (sqlite3 connections must not be shared across threads), WAL so readers
 never block the writer, a busy timeout so writers of other threads and processes wait their turn instead of
