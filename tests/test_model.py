@@ -445,7 +445,6 @@ def test_llama_preset_matches_hf_llama():
     torch.testing.assert_close(hf(idx).logits, model(idx)[0], atol=1e-4, rtol=1e-4)
 
 
-
 @pytest.mark.slow  # ~20 s: inductor compiles the forward and backward graphs to C++
 def test_compiled_model_matches_the_eager_hand_written_layers():
     """torch.compile traces the composite RMSNorm / RoPE (llmlab.model.elementwise), eager runs the hand-written
