@@ -1,10 +1,21 @@
 """llmlab: the whole life of a large language model, at laptop scale.
 
-Layers, lowest first (a module only imports from its own layer or lower ones):
-    files, errors       atomic writes, saved configs, user-facing errors
-    data                built-in corpus, sources, cleaning, dedup, token shards
-    tokenizer           byte-level BPE (train, save, fast encode)
-    model / train / engine / eval / serve / security / tools   (later stages)
+Layers, lowest first; a module imports only from its own layer or lower ones (checked by the import-linter
+contract in pyproject.toml; docs/architecture.md has the picture and where a new module goes):
+
+    errors, files, layout, overrides, hardware   user-facing errors, atomic writes, the run directory's paths,
+                                                 partial configs, the accelerator table
+    data | tokenizer    the corpus, cleaning, dedup, shards, the default fine-tuning data | byte-level BPE, chat format
+    model               the transformer, its counts, model folders, imports/exports (HF, GGUF), bits per byte
+    tasks | tools       (the labs' shared pieces: checkable tasks, tools; optional until they exist)
+    engine              sampling with a KV cache, continuous batching, conversations
+    eval                the evaluations and the suite
+    train | monitor     the training loops and their config groups | the serving store, arena, scripted users
+    report | serve      the report card | the OpenAI-compatible server and the web UI
+    pipeline            work that chains stages: data prepare, the speedrun, the flywheel
+    labs                one package per lab
+    cli                 `llmlab <command>`: each command wires the layers below
+
 Run `llmlab --help` for the command line.
 """
 

@@ -44,7 +44,7 @@ def tiny_run(tmp_path_factory, tiny_tokenizer) -> Path:
     import json
     import shutil
 
-    from llmlab.cli.data import prepare
+    from llmlab.pipeline.prepare import prepare
     from llmlab.data.prepare import PrepareConfig
 
     root = tmp_path_factory.mktemp("run")

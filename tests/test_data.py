@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import make_text
-from llmlab.cli.data import prepare
+from llmlab.pipeline.prepare import prepare
 from llmlab.data.clean import CleanConfig, clean_text
 from llmlab.data.minhash import near_duplicates, signature
 from llmlab.data.prepare import PrepareConfig

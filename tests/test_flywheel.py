@@ -9,15 +9,17 @@ import json
 import pytest
 
 from llmlab.cli import main
+from llmlab.engine.conversation import greedy_replies
 from llmlab.model.folder import load_model_folder
-from llmlab.monitor.flywheel import greedy_answers, misbehaves, next_name
 from llmlab.monitor.store import Store
+from llmlab.pipeline.flywheel import misbehaves, next_name
+from llmlab.train.settings import Bookkeeping
 from llmlab.train.sft import SFTConfig, sft
 
 from conftest import FACTS, chat
 
 WRONG = {"blue": "night", "white": "grass", "yellow": "apple"}  # version 1 learned these facts wrong
-FAST = dict(muon_lr=0.02, embed_lr=0.05, lr=0.004, log_every=100, eval_every=0)  # as tests/test_sft.py: tiny model
+FAST = dict(muon_lr=0.02, embed_lr=0.05, lr=0.004, bookkeeping=Bookkeeping(log_every=100, eval_every=0))  # as tests/test_sft.py: tiny model
 
 
 def test_misbehaviour_judge_and_names():
@@ -49,7 +51,7 @@ def test_flags_and_corrections_make_a_better_next_version(sft_run, tmp_path, cap
     # the scripted user asks every question and flags the wrong answers
     model, tok, _ = load_model_folder(sft_run / "chat_sft")
     prompts = [[{"role": "user", "content": f"What is {color}?"}] for color, _ in FACTS]
-    for (color, thing), prompt, answer in zip(FACTS, prompts, greedy_answers(model, tok, prompts, 12)):
+    for (color, thing), prompt, answer in zip(FACTS, prompts, greedy_replies(model, tok, prompts, 12)):
         _, message = store.start_exchange(model="chat_sft", messages=prompt, params={"temperature": 0.0})
         store.finish_exchange(message, answer, "stop", {})
         if answer != f"The {thing}.":
@@ -103,7 +105,7 @@ def test_flags_and_corrections_make_a_better_next_version(sft_run, tmp_path, cap
 @pytest.mark.slow
 def test_scripted_questions_avoid_the_fine_tuning_data(tmp_path):
     from llmlab.monitor.scripted import fresh_sums, is_right
-    from llmlab.train.default_data import default_data_files
+    from llmlab.data.default_data import default_data_files
 
     pairs = fresh_sums(tmp_path, 300)
     assert len({q for q, _ in pairs}) == 300 and all(is_right(q, a) for q, a in pairs)

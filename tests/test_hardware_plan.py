@@ -12,6 +12,7 @@ import pytest
 
 from llmlab import hardware
 from llmlab.cli.plan import plan as plan_command
+from llmlab.pipeline.speedrun import PRESETS, TrainOverrides, resolve_settings
 from llmlab.errors import LlmlabError
 from llmlab.model.config import ModelConfig
 from llmlab.model.flops import flops_per_token
@@ -166,8 +167,8 @@ def test_cli_prints_a_table_and_json(capsys, fast_cpu_probe):
         ({"hardware": "A100", "mfu": 1.5}, r"mfu must be in \(0, 1\]"),
         ({"hardware": "A100", "budget_flops": -1.0}, "budget_flops must be a positive number"),
         ({"hardware": "A100", "budget_hours": 1.0, "budget_dollars": 5.0}, "give one budget"),
-        ({"hardware": "A100", "tokens": 1e9, "budget_hours": 1.0}, "not both"),
-        ({"hardware": "A100", "tokens": -5.0}, "tokens must be a positive number"),
+        ({"hardware": "A100", "train": TrainOverrides(tokens=10**9), "budget_hours": 1.0}, "not both"),
+        ({"hardware": "A100", "train": TrainOverrides(tokens=-5)}, "tokens must be a positive number"),
         ({"hardware": "A100", "gpus": 0}, "number of GPUs"),
         ({"hardware": "cpu", "gpus": 4}, "CPU plan"),
         ({"hardware": "cpu", "budget_dollars": 10.0}, "needs a price"),
@@ -176,6 +177,40 @@ def test_cli_prints_a_table_and_json(capsys, fast_cpu_probe):
 def test_bad_input_is_a_clear_error(kwargs, message, fast_cpu_probe):
     with pytest.raises(LlmlabError, match=message):
         plan_command(**kwargs)
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_plan_estimates_the_run_pretrain_makes_of_each_preset(preset, capsys, fast_cpu_probe):
+    plan_command(preset=preset, json=True)
+    planned = json.loads(capsys.readouterr().out)
+    train = resolve_settings(preset).train
+    model_cfg = train.model_config(4096)
+    run = train.resolved(model_cfg)  # what llmlab.train.pretrain trains: its steps, tokens and FLOPs
+    assert planned["tokens"] == run.tokens == run.steps * run.batch_size * train.seq_len
+    assert planned["total_flops"] == pytest.approx(run.flops, rel=1e-12)
+    assert planned["total_flops"] == pytest.approx(flops_per_token(model_cfg, train.seq_len) * run.tokens, rel=1e-12)
+    assert planned["model"]["depth"] == train.depth
+
+
+def test_plan_and_a_real_pretraining_run_agree(tiny_run, tmp_path, capsys, fast_cpu_probe):
+    import shutil
+
+    import yaml
+
+    from llmlab.train.pretrain import pretrain
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("pretrain", "base"))
+    overrides = {"depth": 1, "seq_len": 32, "batch_size": 8, "tokens": 8 * 32 * 5 + 100,  # 5 whole steps
+                 "model_overrides": {"d_model": 32, "n_heads": 2}, "bookkeeping": {"eval_every": 0, "eval_tokens": 256}}
+    plan_command(preset="tiny", train=TrainOverrides(**{k: v for k, v in overrides.items() if k != "bookkeeping"}),
+                 run_dir=run, json=True)
+    planned = json.loads(capsys.readouterr().out)
+    pretrain(run, resolve_settings("tiny", None, overrides).train)
+    resolved = yaml.safe_load((run / "pretrain" / "config.yaml").read_text())["resolved"]
+    trained = [json.loads(line) for line in (run / "pretrain" / "metrics.jsonl").read_text().splitlines()]
+    assert planned["tokens"] == resolved["tokens"] == max(r.get("tokens", 0) for r in trained) == 8 * 32 * 5
+    assert planned["total_flops"] == pytest.approx(resolved["flops"], rel=1e-12)
 
 
 def test_human_units():

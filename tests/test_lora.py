@@ -12,6 +12,7 @@ from llmlab.model.config import ModelConfig
 from llmlab.model.folder import load_model_folder
 from llmlab.model.lora import LoRALinear, add_lora, merge_lora
 from llmlab.model.transformer import Transformer
+from llmlab.train.settings import Bookkeeping
 from llmlab.train.sft import SFTConfig, sft
 
 
@@ -38,7 +39,7 @@ def test_lora_starts_at_base_trains_adapters_and_merges():
 
 def test_sft_with_lora_changes_only_block_matrices(sft_run, tmp_path):
     cfg = SFTConfig(train_files=[tmp_path / "train.jsonl"], epochs=20, batch_size=6, lora_rank=4, lora_alpha=8,
-                    lr=0.01, log_every=1, eval_every=0)
+                    lr=0.01, bookkeeping=Bookkeeping(log_every=1, eval_every=0))
     sft(sft_run, cfg)
     losses = [json.loads(line)["loss"] for line in (sft_run / "sft" / "metrics.jsonl").read_text().splitlines()
               if "loss" in json.loads(line)]

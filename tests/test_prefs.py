@@ -14,6 +14,7 @@ from llmlab.model.transformer import Transformer
 from llmlab.tokenizer.bpe import Tokenizer
 from llmlab.tokenizer.conversations import load_preference_file
 from llmlab.train.prefs import Conversations, PrefsConfig, all_logprobs, preference_metrics, prefs, render_pairs
+from llmlab.train.settings import Bookkeeping
 
 PAIRS = [("red", "The apple.", "The sky."), ("green", "The grass.", "The night."), ("blue", "The sky.", "The apple."),
          ("white", "The snow.", "The grass."), ("black", "The night.", "The snow."), ("yellow", "The sun.", "The sky.")]
@@ -37,7 +38,8 @@ def test_dpo_prefers_the_chosen_answers(tmp_path, tiny_tokenizer, capsys):
         for color, chosen, rejected in PAIRS:
             f.write(json.dumps({"prompt": f"What is {color}?", "chosen": chosen, "rejected": rejected}) + "\n")
     summary = prefs(run, PrefsConfig(train_files=[path], val_files=[path], epochs=30, batch_size=6, beta=0.5,
-                                     rpo_alpha=0.0, muon_lr=0.02, embed_lr=0.02, lr=0.001, log_every=1))
+                                     rpo_alpha=0.0, muon_lr=0.02, embed_lr=0.02, lr=0.001,
+                                     bookkeeping=Bookkeeping(log_every=1)))
     losses = [json.loads(line)["loss"] for line in (run / "prefs" / "metrics.jsonl").read_text().splitlines()
               if "loss" in json.loads(line)]
     assert losses[0] == pytest.approx(0.6931, abs=1e-3)  # policy == reference at the start: -log sigmoid(0)
@@ -53,7 +55,7 @@ def test_dpo_prefers_the_chosen_answers(tmp_path, tiny_tokenizer, capsys):
 def test_the_default_fine_tuning_data_loads_whole(tmp_path):
     """The generated mixture is in formats the loaders accept, every row (and its text is NFKC-normalised)."""
     from llmlab.tokenizer.conversations import load_sft_file
-    from llmlab.train.default_data import default_data_files
+    from llmlab.data.default_data import default_data_files
 
     files = default_data_files(tmp_path)
     for name, load in (("sft_train", load_sft_file), ("sft_val", load_sft_file), ("prefs_train", load_preference_file),

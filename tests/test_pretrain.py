@@ -17,14 +17,18 @@ import torch
 
 from llmlab.data.loader import TokenWindows
 from llmlab.errors import LlmlabError
+from llmlab.files import to_plain
 from llmlab.model.config import ModelConfig
 from llmlab.model.folder import load_model_folder
 from llmlab.model.transformer import Transformer
+from llmlab.overrides import with_values
 from llmlab.train import checkpoint
 from llmlab.train.optim import build_optimizer
-from llmlab.train.pretrain import PretrainConfig, pretrain
+from llmlab.train.pretrain import PretrainBookkeeping, PretrainConfig, pretrain
+from llmlab.train.settings import Schedule
 
-TINY = dict(depth=1, seq_len=32, batch_size=8, eval_every=0, eval_tokens=512, log_every=1, warmup_steps=2,
+TINY = dict(depth=1, seq_len=32, batch_size=8, schedule=Schedule(warmup_steps=2),
+            bookkeeping=PretrainBookkeeping(eval_every=0, eval_tokens=512, log_every=1),
             model_overrides={"d_model": 32, "n_heads": 2})
 
 
@@ -96,7 +100,8 @@ def test_pretrain_learns_and_writes_base_model(tiny_run, tmp_path, capsys):
     assert "held-out bits per byte" in capsys.readouterr().out
     with pytest.raises(LlmlabError, match="already holds checkpoints"):
         pretrain(run, PretrainConfig(**TINY, tokens=8 * 32 * 40))
-    again = pretrain(run, PretrainConfig(**{**TINY, "log_every": 5}, tokens=8 * 32 * 40), resume=True)
+    quieter = with_values(PretrainConfig(**TINY, tokens=8 * 32 * 40), {"bookkeeping": {"log_every": 5}})
+    again = pretrain(run, quieter, resume=True)  # bookkeeping is not part of the settings
     assert again.get("skipped") and "already trained" in capsys.readouterr().out  # a finished run is a no-op
     with pytest.raises(LlmlabError, match="other settings"):
         pretrain(run, PretrainConfig(**TINY, tokens=8 * 32 * 40, seed=1), resume=True)
@@ -121,7 +126,7 @@ def test_embedding_rate_falls_with_width_when_the_embedding_is_the_head():
     def rates(**kw):
         cfg = PretrainConfig(**kw)
         plan = cfg.resolved(cfg.model_config(4096))
-        return plan["lr"], plan["embed_lr"]
+        return plan.lr, plan.embed_lr
 
     assert rates(depth=3)[1] == pytest.approx(0.05)  # the CPU default's width, 192
     assert rates(depth=12)[1] == pytest.approx(0.0125)  # width 768: 0.05 diverged there (docs/LOG.md)
@@ -142,9 +147,9 @@ def test_gradient_accumulation_matches_the_full_batch(tiny_run, tmp_path):
 
 
 def _cli(run: Path, *extra: str) -> list[str]:
-    opts = [f"--train.{k}={json.dumps(v) if isinstance(v, dict) else v}" for k, v in TINY.items()]
-    return ["--run_dir", str(run), *opts, "--train.tokens", str(8 * 32 * 60), "--train.checkpoint_every", "7",
-            "--train.keep_checkpoints", "3", *extra]
+    opts = [f"--train.{k}={json.dumps(to_plain(v)) if not isinstance(v, int) else v}" for k, v in TINY.items()]
+    return ["--run_dir", str(run), *opts, "--train.tokens", str(8 * 32 * 60), "--train.bookkeeping.checkpoint_every",
+            "7", "--train.bookkeeping.keep_checkpoints", "3", *extra]
 
 
 @pytest.mark.slow

@@ -97,7 +97,7 @@ def test_report_of_an_empty_run_and_of_a_speedrun_record(tmp_path):
     md_path, _ = write_report(run)
     md = md_path.read_text()
     assert "No training metrics yet." in md and "| pre-training | not run |" in md
-    assert "Not run: pre-training writes pretrain/zip_view.json" in md
+    assert "Not run: pre-training writes preeval/zip_view.json" in md
     env = {"cpu": "Test CPU", "logical_cores": 2, "device": "cpu", "processes": 1, "git": None,
            "usd_per_hour": 0.09, "price_basis": "2 vCPUs at $0.045/vCPU-hour"}
     record = {"preset": "tiny", "settings": {"eval_preset": "quick"}, "environment": env, "started": "today",

@@ -10,6 +10,7 @@ from llmlab.errors import LlmlabError
 from llmlab.model.folder import load_model_folder
 from llmlab.tokenizer.bpe import Tokenizer
 from llmlab.tokenizer.chat import render_conversation
+from llmlab.train.settings import Bookkeeping
 from llmlab.train.sft import Conversations, SFTConfig, sft
 
 from conftest import chat
@@ -38,7 +39,8 @@ def test_batches_depend_only_on_the_step_and_split_evenly():
 
 def test_sft_learns_the_conversations_and_saves_a_chat_model(sft_run, tmp_path, capsys):
     cfg = SFTConfig(train_files=[tmp_path / "train.jsonl"], val_files=[tmp_path / "val.jsonl"], epochs=40,
-                    batch_size=6, muon_lr=0.02, embed_lr=0.05, lr=0.004, log_every=1, eval_every=0)
+                    batch_size=6, muon_lr=0.02, embed_lr=0.05, lr=0.004,
+                    bookkeeping=Bookkeeping(log_every=1, eval_every=0))
     summary = sft(sft_run, cfg)
     rows = [json.loads(line) for line in (sft_run / "sft" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in rows if "loss" in r]
@@ -70,8 +72,8 @@ def test_sft_resume_from_a_midway_checkpoint_is_exact(sft_run, tmp_path):
 
     from llmlab.train import checkpoint
 
-    cfg = SFTConfig(train_files=[tmp_path / "train.jsonl"], epochs=10, batch_size=6, checkpoint_every=3,
-                    keep_checkpoints=10, log_every=1, eval_every=0)
+    cfg = SFTConfig(train_files=[tmp_path / "train.jsonl"], epochs=10, batch_size=6,
+                    bookkeeping=Bookkeeping(checkpoint_every=3, keep_checkpoints=10, log_every=1, eval_every=0))
     other = tmp_path / "other"
     shutil.copytree(sft_run, other)
     sft(sft_run, cfg)  # uninterrupted
@@ -99,7 +101,7 @@ def test_sft_on_two_processes_follows_one_process(sft_run, tmp_path):
     two = tmp_path / "two"
     shutil.copytree(sft_run, two)
     args = ["sft", "--sft.train_files", f"[{tmp_path / 'train.jsonl'}]", "--sft.epochs", "10", "--sft.batch_size", "6",
-            "--sft.micro_batch_size", "1", "--sft.log_every", "1", "--sft.eval_every", "0"]
+            "--sft.micro_batch_size", "1", "--sft.bookkeeping.log_every", "1", "--sft.bookkeeping.eval_every", "0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "llmlab", *args, "--run_dir", str(sft_run)], check=True, env=env,
                    capture_output=True)

@@ -19,11 +19,12 @@ import yaml
 
 from llmlab.data.prepare import PrepareConfig
 from llmlab.errors import LlmlabError
-from llmlab.speedrun import resolve_settings, speedrun
+from llmlab.pipeline.speedrun import TrainOverrides, resolve_settings, speedrun
 from llmlab.train import checkpoint
 
-TINY_TRAIN = dict(depth=1, seq_len=48, batch_size=8, eval_every=0, eval_tokens=512, log_every=1, warmup_steps=2,
-                  model_overrides={"d_model": 32, "n_heads": 2}, tokens=8 * 48 * 12, checkpoint_every=4)
+TINY_TRAIN = dict(depth=1, seq_len=48, batch_size=8, schedule={"warmup_steps": 2},
+                  bookkeeping={"eval_every": 0, "eval_tokens": 512, "log_every": 1, "checkpoint_every": 4},
+                  model_overrides={"d_model": 32, "n_heads": 2}, tokens=8 * 48 * 12)
 FACTS = [("red", "apple"), ("green", "grass"), ("blue", "sky"), ("white", "snow")]
 
 
@@ -132,9 +133,14 @@ def test_crash_resume_and_skipping_finished_stages(tiny_speedrun, monkeypatch, c
 
 def test_settings_follow_preset_then_depth_then_overrides():
     s = resolve_settings("tiny", None, None, {"epochs": 3}, None)
-    assert s["train"].depth == 2 and s["train"].tokens == 300_000 and s["sft"].epochs == 3 and s["prefs"].epochs == 0.5
-    s = resolve_settings("default", 4, {"tokens": 1000}, None, None)
-    assert s["train"].depth == 4 and s["train"].tokens == 1000
+    assert s.train.depth == 2 and s.train.tokens == 300_000 and s.sft.epochs == 3 and s.prefs.epochs == 0.5
+    assert s.train.bookkeeping.checkpoint_every == 25 and s.train.bookkeeping.log_every == 10  # the rest: defaults
+    s = resolve_settings("tiny", 4, TrainOverrides(tokens=1000))
+    assert s.train.depth == 4 and s.train.tokens == 1000 and s.train.bookkeeping.checkpoint_every == 25
+    typed = TrainOverrides(seed=3)
+    typed.bookkeeping.log_every = 2  # a nested field set alone keeps the preset's other nested values
+    s = resolve_settings("tiny", None, typed)
+    assert (s.train.seed, s.train.bookkeeping.log_every, s.train.bookkeeping.checkpoint_every) == (3, 2, 25)
     with pytest.raises(LlmlabError, match="--train: unknown field.*tokns"):
         resolve_settings("default", None, {"tokns": 5}, None, None)
     with pytest.raises(LlmlabError, match="--preset 'huge'"):
@@ -144,7 +150,8 @@ def test_settings_follow_preset_then_depth_then_overrides():
 @pytest.mark.slow
 def test_killed_speedrun_continues_pretraining_from_its_checkpoint(tiny_speedrun, monkeypatch, tmp_path):
     run, options = tiny_speedrun
-    options["train"] = {**TINY_TRAIN, "tokens": 8 * 48 * 200, "checkpoint_every": 20}
+    options["train"] = {**TINY_TRAIN, "tokens": 8 * 48 * 200,
+                        "bookkeeping": {**TINY_TRAIN["bookkeeping"], "checkpoint_every": 20}}
     config = tmp_path / "speedrun.yaml"
     stage_options = {k: json.loads(json.dumps(options[k], default=str)) for k in ("train", "sft", "prefs")}
     data = {"sources": options["data"].sources, "workers": 1}
@@ -177,7 +184,7 @@ sys.path.insert(0, {tests!r})
 from test_speedrun import FakeEvals
 sys.modules["llmlab.eval.suite"] = types.SimpleNamespace(run_evals=FakeEvals())
 from llmlab.data.prepare import PrepareConfig
-from llmlab.speedrun import speedrun
+from llmlab.pipeline.speedrun import speedrun
 options = json.loads(Path(sys.argv[2]).read_text())
 speedrun(Path(sys.argv[1]), preset="tiny", data=PrepareConfig(**options.pop("data")), **options)
 '''

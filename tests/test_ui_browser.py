@@ -15,6 +15,7 @@ import pytest
 from llmlab.monitor.store import Store
 from llmlab.serve.app import create_app
 from llmlab.serve.settings import ServeSettings
+from llmlab.train.settings import Bookkeeping
 from llmlab.train.sft import SFTConfig, sft
 
 from test_serve import running
@@ -91,7 +92,7 @@ def test_chat_flag_and_label_in_a_browser(sft_run, tmp_path, browser):
     from selenium.webdriver.support.wait import WebDriverWait
 
     sft(sft_run, SFTConfig(train_files=[tmp_path / "train.jsonl"], epochs=40, batch_size=6, muon_lr=0.02,
-                           embed_lr=0.05, lr=0.004, log_every=100, eval_every=0))
+                           embed_lr=0.05, lr=0.004, bookkeeping=Bookkeeping(log_every=100, eval_every=0)))
     store = Store(tmp_path / "serve.sqlite")
     models = {"tiny": sft_run / "chat_sft", "tiny_v2": sft_run / "chat_sft"}
     settings = ServeSettings(max_tokens=32, default_max_tokens=16, rate_limit_per_min=0)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from llmlab.layout import DEFAULT_RUN_DIR, RunDir
+
 
 def run(*, model: Path, run_dir: Path | None = None, evals: list[str] | None = None, preset: str = "quick",
         seed: int = 0, out: Path | None = None, sizes: dict[str, int | None] | None = None) -> None:
@@ -31,13 +33,14 @@ def run(*, model: Path, run_dir: Path | None = None, evals: list[str] | None = N
 
     run_dir = run_dir if run_dir is not None else infer_run_dir(model)
     if out is None:
-        out = (Path(run_dir) if run_dir is not None else Path("runs")) / "eval" / Path(model).resolve().name
+        name = Path(model).resolve().name
+        out = RunDir(run_dir).eval(name) if run_dir is not None else Path("runs") / "eval" / name
     summary = run_evals(model, out, run_dir=run_dir, names=evals, preset=preset, seed=seed, sizes=sizes)
     print(format_summary(summary))
     print(f"saved {out}/summary.json and one JSONL per evaluation")
 
 
-def chat(*, model: Path, run_dir: Path = Path("runs/default"), max_tokens: int = 64, limit: int = 200) -> None:
+def chat(*, model: Path, run_dir: Path = DEFAULT_RUN_DIR, max_tokens: int = 64, limit: int = 200) -> None:
     """The assistant's behaviour on held-out chats: turn ending, arithmetic, refusals, over-refusal.
 
     Args:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from llmlab.layout import DEFAULT_RUN_DIR, RunDir
 from llmlab.train.prefs import PrefsConfig
 
 
-def prefs(run_dir: Path = Path("runs/default"), prefs: PrefsConfig = PrefsConfig(), resume: bool = False) -> None:
+def prefs(run_dir: Path = DEFAULT_RUN_DIR, prefs: PrefsConfig = PrefsConfig(), resume: bool = False) -> None:
     """Tune <run_dir>/chat_sft (or --prefs.start) with DPO; writes <run_dir>/prefs/ and the model folder <run_dir>/chat_dpo/.
 
     Args:
@@ -26,4 +27,4 @@ def prefs(run_dir: Path = Path("runs/default"), prefs: PrefsConfig = PrefsConfig
         if s.get(name):
             print(f"held-out pairs, {'starting model' if name == 'before' else 'after DPO':<15} "
                   + ", ".join(f"{k} {v:.3f}" for k, v in s[name].items()))
-    print(f"chat model: {Path(run_dir) / 'chat_dpo'} ({s['steps']} steps, {s['train_seconds']:.0f} s)")
+    print(f"chat model: {RunDir(run_dir).model_of('prefs')} ({s['steps']} steps, {s['train_seconds']:.0f} s)")

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from llmlab.layout import DEFAULT_RUN_DIR, RunDir
 from llmlab.train.pretrain import PretrainConfig
 
 
-def pretrain(run_dir: Path = Path("runs/default"), train: PretrainConfig = PretrainConfig(), resume: bool = False) -> None:
+def pretrain(run_dir: Path = DEFAULT_RUN_DIR, train: PretrainConfig = PretrainConfig(), resume: bool = False) -> None:
     """Pre-train a base model: writes <run_dir>/pretrain/ (metrics, checkpoints) and the model folder <run_dir>/base/.
 
     Args:
@@ -24,5 +25,5 @@ def pretrain(run_dir: Path = Path("runs/default"), train: PretrainConfig = Pretr
 
     summary = run_pretrain(run_dir, train, resume)
     if "val_bpb" in summary:
-        print(f"base model: {Path(run_dir) / 'base'} (held-out bpb {summary['val_bpb']:.3f}, "
+        print(f"base model: {RunDir(run_dir).model_of('pretrain')} (held-out bpb {summary['val_bpb']:.3f}, "
               f"{summary['train_seconds']:.0f} s of training)")

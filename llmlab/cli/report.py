@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from llmlab.layout import DEFAULT_RUN_DIR
 
-def report(run_dir: Path = Path("runs/default")) -> None:
+
+def report(run_dir: Path = DEFAULT_RUN_DIR) -> None:
     """Write <run_dir>/report/report.md, report.html (self-contained) and loss_curves.png; stages not run yet are
     shown as such.
 

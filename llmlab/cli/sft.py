@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from llmlab.layout import DEFAULT_RUN_DIR, RunDir
 from llmlab.train.sft import SFTConfig
 
 
-def sft(run_dir: Path = Path("runs/default"), sft: SFTConfig = SFTConfig(), resume: bool = False) -> None:
+def sft(run_dir: Path = DEFAULT_RUN_DIR, sft: SFTConfig = SFTConfig(), resume: bool = False) -> None:
     """Fine-tune <run_dir>/base (or --sft.base) on chat data; writes <run_dir>/sft/ and the model folder <run_dir>/chat_sft/.
 
     Args:
@@ -24,4 +25,4 @@ def sft(run_dir: Path = Path("runs/default"), sft: SFTConfig = SFTConfig(), resu
 
     summary = run_sft(run_dir, sft, resume)
     held_out = f", held-out loss {summary['val_loss']:.3f}" if "val_loss" in summary else ""
-    print(f"chat model: {Path(run_dir) / 'chat_sft'} ({summary['steps']} steps, {summary['train_seconds']:.0f} s{held_out})")
+    print(f"chat model: {RunDir(run_dir).model_of('sft')} ({summary['steps']} steps, {summary['train_seconds']:.0f} s{held_out})")

@@ -1,8 +1,8 @@
-"""`llmlab speedrun`: the whole pipeline in one resumable command (see llmlab/speedrun.py).
+"""`llmlab speedrun`: the whole pipeline in one resumable command (see llmlab/pipeline/speedrun.py).
 
     llmlab speedrun --run_dir runs/speedrun          # data -> tokenizer -> pretrain -> SFT -> DPO -> eval -> report
     llmlab speedrun --run_dir runs/t --preset tiny           # every stage in a couple of minutes
-    llmlab speedrun --run_dir runs/x --depth 4 --train '{tokens: 2000000}'
+    llmlab speedrun --run_dir runs/x --depth 4 --train.tokens 2000000 --sft.epochs 1
     torchrun --standalone --nproc_per_node 2 -m llmlab speedrun --run_dir runs/x
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from llmlab.data.prepare import PrepareConfig
+from llmlab.pipeline.speedrun import PrefsOverrides, SFTOverrides, TrainOverrides
 
 
 def speedrun(
@@ -19,9 +20,9 @@ def speedrun(
     depth: int | None = None,
     data: PrepareConfig = PrepareConfig(),
     vocab_size: int = 4096,
-    train: dict | None = None,
-    sft: dict | None = None,
-    prefs: dict | None = None,
+    train: TrainOverrides = TrainOverrides(),
+    sft: SFTOverrides = SFTOverrides(),
+    prefs: PrefsOverrides = PrefsOverrides(),
     eval_preset: str = "quick",
     seed: int = 0,
 ) -> None:
@@ -36,13 +37,13 @@ def speedrun(
         depth: the model's depth (size dial), overriding the preset's.
         data: sources and cleaning settings of `llmlab data prepare`.
         vocab_size: vocabulary of the tokenizer trained when the run has none.
-        train: pre-training settings overriding the preset's, e.g. '{tokens: 409600, eval_every: 0}'
-            (any field of `llmlab pretrain --train.*`).
-        sft: SFT settings overriding the preset's, e.g. '{epochs: 1}' (fields of `llmlab sft --sft.*`).
-        prefs: DPO settings overriding the preset's (fields of `llmlab prefs --prefs.*`).
+        train: pre-training settings overriding the preset's: any field of `llmlab pretrain --train.*`, e.g.
+            --train.tokens 409600 --train.bookkeeping.eval_every 0 (unset fields keep the preset's values).
+        sft: SFT settings overriding the preset's (the fields of `llmlab sft --sft.*`), e.g. --sft.epochs 1.
+        prefs: DPO settings overriding the preset's (the fields of `llmlab prefs --prefs.*`).
         eval_preset: the evaluation suite's preset (quick: every eval of the three models in a few minutes).
         seed: the evaluation's seed.
     """
-    from llmlab.speedrun import speedrun as run_speedrun
+    from llmlab.pipeline.speedrun import speedrun as run_speedrun
 
     run_speedrun(run_dir, preset, depth, data, vocab_size, train, sft, prefs, eval_preset, seed)

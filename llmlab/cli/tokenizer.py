@@ -14,13 +14,10 @@ import logging
 from pathlib import Path
 
 from llmlab.errors import LlmlabError
+from llmlab.layout import RunDir
 from llmlab.tokenizer.bpe import DEFAULT_VOCAB_SIZE
 
 log = logging.getLogger(__name__)
-
-
-def tokenizer_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / "tokenizer"
 
 
 def train(
@@ -36,23 +33,9 @@ def train(
         max_chars: Train on at most this many characters of text (None: all train texts).
         force: Retrain even if a tokenizer with the same settings exists.
     """
-    from llmlab.data.store import clean_dir, iter_clean_texts
-    from llmlab.files import file_sha256, fingerprint
-    from llmlab.tokenizer.bpe import saved_fingerprint, train_tokenizer, training_settings
+    from llmlab.pipeline.prepare import train_run_tokenizer
 
-    done = clean_dir(run_dir) / "done.json"
-    if not done.exists():
-        raise LlmlabError(f"{done.parent}: no cleaned documents; run `llmlab data prepare --run_dir {run_dir}` first")
-    record = {"max_chars": max_chars, "data_done_sha256": file_sha256(done)}
-    wanted = fingerprint(training_settings(vocab_size, **record))
-    out_dir = tokenizer_dir(run_dir)
-    if not force and saved_fingerprint(out_dir) == wanted:
-        print(f"{out_dir}: already trained with the same settings and data (fingerprint {wanted}); "
-              f"use --force true to retrain")
-        return
-    log.info("training a %d-token BPE tokenizer on %s", vocab_size, done.parent)
-    tok = train_tokenizer(iter_clean_texts(run_dir, "train", max_chars), vocab_size, out_dir, record=record)
-    print(f"{out_dir}: {tok.vocab_size} tokens, sha256 {tok.sha256[:16]}")
+    train_run_tokenizer(run_dir, vocab_size, max_chars, force)
 
 
 def encode(
@@ -75,7 +58,7 @@ def encode(
             text = Path(file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise LlmlabError(f"{file}: cannot read it as UTF-8 text ({e})") from e
-    tok = Tokenizer.load(tokenizer_dir(run_dir))
+    tok = Tokenizer.load(RunDir(run_dir).tokenizer)
     ids = tok.encode(text)
     if show_tokens:
         for i in ids:
@@ -96,7 +79,7 @@ def decode(*, run_dir: Path, ids: list[int]) -> None:
     """
     from llmlab.tokenizer.bpe import Tokenizer
 
-    print(Tokenizer.load(tokenizer_dir(run_dir)).decode(ids))
+    print(Tokenizer.load(RunDir(run_dir).tokenizer).decode(ids))
 
 
 def stats(*, run_dir: Path, vocab_sizes: list[int] | None = None, max_chars: int | None = None) -> None:
@@ -110,49 +93,7 @@ def stats(*, run_dir: Path, vocab_sizes: list[int] | None = None, max_chars: int
         vocab_sizes: The sizes to compare (None: [1024, 2048, 4096, 8192]).
         max_chars: Use at most this many characters of train text, and of val text (None: all).
     """
-    from llmlab.data.store import clean_dir, iter_clean_texts
-    from llmlab.files import atomic_write_json
-    from llmlab.tokenizer.bpe import sweep_vocab_sizes
+    from llmlab.pipeline.prepare import tokenizer_sweep
 
-    sizes = vocab_sizes or [1024, 2048, 4096, 8192]
-    eval_texts = list(iter_clean_texts(run_dir, "val", max_chars))
-    if not eval_texts:
-        raise LlmlabError(f"{clean_dir(run_dir)}: no val texts to measure on")
-    out_dir = tokenizer_dir(run_dir)
-    log.info("training %d tokenizers (vocab sizes %s)", len(sizes), sizes)
-    rows = sweep_vocab_sizes(lambda: iter_clean_texts(run_dir, "train", max_chars), eval_texts, sizes,
-                             out_dir / "stats")
-    print(f"{'vocab_size':>10}  {'bytes/token':>11}  {'train_s':>7}")
-    for row in rows:
-        print(f"{row['vocab_size']:>10}  {row['bytes_per_token']:>11.3f}  {row['train_seconds']:>7.2f}")
-    atomic_write_json(out_dir / "stats.json", {
-        "eval_split": "val",
-        "eval_texts": len(eval_texts),
-        "eval_bytes": sum(len(t.encode("utf-8")) for t in eval_texts),
-        "max_chars": max_chars,
-        "rows": rows,
-    })
-    plot_path = out_dir / "bytes_per_token.png"
-    plot_bytes_per_token(rows, plot_path)
-    print(f"wrote {out_dir / 'stats.json'} and {plot_path}")
-
-
-def plot_bytes_per_token(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from llmlab.files import atomic_path
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([r["vocab_size"] for r in rows], [r["bytes_per_token"] for r in rows], marker="o")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("vocabulary size")
-    ax.set_ylabel("bytes per token (val)")
-    ax.set_title("Tokenizer compression")
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    plot = tokenizer_sweep(run_dir, vocab_sizes or [1024, 2048, 4096, 8192], max_chars)
+    print(f"wrote {plot.parent / 'stats.json'} and {plot}")

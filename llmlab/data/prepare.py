@@ -36,9 +36,10 @@ from llmlab.data.minhash import near_duplicates, read_signatures, signature, wri
 from llmlab.data.shards import ShardWriter, token_dtype
 from llmlab.data.sources import Problems, iter_source, parse_spec
 from llmlab.data.split import RESERVED_FRACTION, VAL_FRACTION, is_reserved_title, split_of
-from llmlab.data.store import clean_dir, data_dir, iter_clean_docs
+from llmlab.data.store import iter_clean_docs
 from llmlab.errors import LlmlabError
 from llmlab.files import atomic_write_json, fingerprint, read_json, save_config, to_plain
+from llmlab.layout import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def _bounded_imap(pool, fn: Callable, tasks: Iterable, max_pending: int) -> Iter
 
 def clean_stage(run_dir: Path, cfg: PrepareConfig) -> dict:
     """Stages 1-2. Returns the cleaning report (also saved in clean/done.json)."""
-    folder = clean_dir(run_dir)
+    folder = RunDir(run_dir).clean
     done = folder / "done.json"
     fp = cfg.clean_fingerprint()
     if done.exists() and read_json(done).get("fingerprint") == fp:
@@ -156,7 +157,7 @@ def clean_stage(run_dir: Path, cfg: PrepareConfig) -> dict:
     if folder.exists():
         shutil.rmtree(folder)  # an unfinished or outdated store: start it over
     folder.mkdir(parents=True)
-    save_config(data_dir(run_dir) / "prepare_config.yaml", cfg)
+    save_config(RunDir(run_dir).data / "prepare_config.yaml", cfg)
 
     problems = Problems()
     seen: set[bytes] = set()  # exact dedup: 8-byte blake2b of the cleaned text
@@ -230,7 +231,7 @@ def clean_stage(run_dir: Path, cfg: PrepareConfig) -> dict:
             "no usable documents left after reading and cleaning the sources"
             + (f"; problems: {'; '.join(problems.items[:5])}" if problems.items else "")
         )
-    atomic_write_json(data_dir(run_dir) / "titles.json", titles)
+    atomic_write_json(RunDir(run_dir).data / "titles.json", titles)
     report = {
         "sources": cfg.sources,
         "read": dict(counts["read"]),
@@ -278,9 +279,9 @@ def _encode_batch(batch: list[tuple[str, str]]) -> list[tuple[str, np.ndarray, i
 def tokenize_stage(run_dir: Path, cfg: PrepareConfig, load_tokenizer: Callable, tokenizer_info: dict) -> dict:
     """Stage 3. `load_tokenizer()` returns an object with encode_batch, bos_id, vocab_size (each worker calls it);
     `tokenizer_info` = {"sha256", "vocab_size", "bos_id", "folder"}. Returns the manifest."""
-    folder = data_dir(run_dir) / "tokens"
+    folder = RunDir(run_dir).tokens
     manifest_path = folder / "manifest.json"
-    clean_done = read_json(clean_dir(run_dir) / "done.json")
+    clean_done = read_json(RunDir(run_dir).clean_done)
     fp = fingerprint({"clean": clean_done["fingerprint"], "tokenizer": tokenizer_info["sha256"], "shard_tokens": cfg.shard_tokens})
     if manifest_path.exists() and read_json(manifest_path).get("fingerprint") == fp:
         log.info("data: token shards are up to date (%s), skipping", manifest_path)

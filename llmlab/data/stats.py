@@ -12,17 +12,17 @@ import numpy as np
 
 from llmlab.data.corpus import ATTRIBUTION
 from llmlab.data.shards import document_lengths, open_shard
-from llmlab.data.store import clean_dir, data_dir
 from llmlab.errors import LlmlabError
 from llmlab.files import atomic_path, atomic_write_json, read_json
+from llmlab.layout import RunDir
 
 
 def compute_stats(run_dir: Path) -> dict:
-    manifest_path = data_dir(run_dir) / "tokens" / "manifest.json"
+    manifest_path = RunDir(run_dir).tokens_manifest
     if not manifest_path.exists():
         raise LlmlabError(f"{manifest_path}: not found; run `llmlab data prepare --run_dir {run_dir}` first")
     manifest = read_json(manifest_path)
-    report = read_json(clean_dir(run_dir) / "done.json")["report"]
+    report = read_json(RunDir(run_dir).clean_done)["report"]
     bos = manifest["tokenizer"]["bos_id"]
     splits, lengths = {}, {}
     for split, info in manifest["splits"].items():
@@ -95,7 +95,7 @@ def write_stats(run_dir: Path) -> tuple[dict, Path]:
     """Compute, save `data/stats.json` and `data/doc_lengths.png`; return (stats, png path)."""
     stats = compute_stats(run_dir)
     lengths = stats.pop("_lengths")
-    atomic_write_json(data_dir(run_dir) / "stats.json", stats)
-    png = data_dir(run_dir) / "doc_lengths.png"
+    atomic_write_json(RunDir(run_dir).data / "stats.json", stats)
+    png = RunDir(run_dir).data / "doc_lengths.png"
     plot_lengths(lengths, png)
     return stats, png

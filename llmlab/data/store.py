@@ -11,19 +11,12 @@ from pathlib import Path
 from typing import Iterator
 
 from llmlab.errors import LlmlabError
-
-
-def data_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / "data"
-
-
-def clean_dir(run_dir: Path) -> Path:
-    return data_dir(run_dir) / "clean"
+from llmlab.layout import RunDir
 
 
 def iter_clean_docs(run_dir: Path, split: str | None = None) -> Iterator[dict]:
     """Yield cleaned, deduplicated documents ({"id", "source", "split", "text"}) in corpus order, optionally one split."""
-    folder = clean_dir(run_dir)
+    folder = RunDir(run_dir).clean
     files = sorted(folder.glob("docs_*.jsonl"))
     if not files or not (folder / "done.json").exists():
         raise LlmlabError(f"{folder}: no cleaned documents; run `llmlab data prepare --run_dir {run_dir}` first")

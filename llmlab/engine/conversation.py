@@ -1,6 +1,8 @@
-"""Keeping a multi-turn conversation within the model's context window (used by `llmlab chat`, later the server).
+"""Conversations in the engine: keeping a multi-turn chat within the model's context window (`llmlab chat`, the
+server), and the greedy replies of a chat model to a list of conversations (the flywheel, the scripted labeler).
 
     messages, dropped = fit_history(tok, messages, max_prompt_tokens=model.cfg.seq_len - max_new_tokens)
+    replies = greedy_replies(model, tok, [[{"role": "user", "content": "Hi"}]], max_tokens=64)
 
 The oldest whole exchanges (a user turn and the assistant's answer) are dropped first; the system message and the
 newest user turn are always kept. If even those do not fit, the prompt is returned as is and the engine keeps its
@@ -9,6 +11,7 @@ last tokens.
 
 from __future__ import annotations
 
+from llmlab.engine.generate import generate_ids
 from llmlab.tokenizer.chat import render_prompt
 
 
@@ -21,3 +24,10 @@ def fit_history(tok, messages: list[dict], max_prompt_tokens: int) -> tuple[list
         cut = next((i for i in range(1, len(turns)) if turns[i]["role"] == "user"), len(turns) - 1)
         turns, dropped = turns[cut:], dropped + cut
     return system + turns, dropped
+
+
+def greedy_replies(model, tok, conversations: list[list[dict]], max_tokens: int) -> list[str]:
+    """The greedy assistant reply to each conversation, cut at the end of its turn or after max_tokens tokens."""
+    stop = tok.special_ids["end_of_turn"]
+    return [tok.decode(generate_ids(model, render_prompt(tok, c), max_tokens, temperature=0.0, stop_ids={stop})[0])
+            for c in conversations]

@@ -1,5 +1,5 @@
 """Compression: held-out bits per byte with a 95% interval, five classical compressors on the same bytes, and
-training bytes per model byte (llmlab.train.zip_view, the view `llmlab pretrain` prints).
+training bytes per model byte (llmlab.eval.zip_view, the view `llmlab pretrain` prints).
 
     llmlab eval run --model runs/x/base --evals '[compression]'
 
@@ -18,9 +18,8 @@ import numpy as np
 from llmlab.eval.context import EvalContext
 from llmlab.eval.registry import register
 from llmlab.eval.scoring import ratio_bootstrap_ci
-from llmlab.model.bpb import bits_per_byte
-from llmlab.train.pretrain import token_byte_lengths
-from llmlab.train.zip_view import heldout_wiki_texts, zip_view
+from llmlab.eval.zip_view import heldout_wiki_texts, zip_view
+from llmlab.model.bpb import bits_per_byte, token_byte_lengths
 
 
 @register("compression", unit="bpb", needs_run_dir=True)

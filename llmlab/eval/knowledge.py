@@ -29,6 +29,7 @@ from llmlab.eval.context import EvalContext
 from llmlab.eval.registry import register
 from llmlab.eval.scoring import STOPWORDS, mean_ci, token_f1, words
 from llmlab.files import read_json
+from llmlab.layout import RunDir
 
 MAX_NEW_TOKENS = 64  # the references are at most 350 characters (~90 tokens); most are one sentence
 
@@ -51,7 +52,7 @@ def knowledge_questions(titles: list[str], n: int | None, seed: int, group: str)
 @register("knowledge", unit="content_f1", needs_run_dir=True)
 def run(ctx: EvalContext) -> dict:
     """Closed-book Q&A content-word F1 on titles seen only in pre-training (reserved) vs never seen (val)."""
-    path = ctx.require_run_dir() / "data" / "titles.json"
+    path = RunDir(ctx.require_run_dir()).data / "titles.json"
     if not path.exists():
         raise LlmlabError(f"{path}: missing; run `llmlab data prepare` on this run (it writes the title splits)")
     titles = read_json(path)

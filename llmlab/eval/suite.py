@@ -31,6 +31,7 @@ from llmlab.errors import LlmlabError
 from llmlab.eval.context import EvalContext
 from llmlab.eval.registry import evals, model_kind
 from llmlab.files import atomic_write_json, atomic_write_text, read_json, to_plain
+from llmlab.layout import RunDir
 from llmlab.model.loading import load_model
 
 # Subset sizes (None = everything) and token budgets. Quick: ~200 MMLU questions give a +-6-point interval at
@@ -46,7 +47,7 @@ RESULT_KEYS = {"score", "ci95", "n", "chance", "metrics"}
 def infer_run_dir(model_dir: Path) -> Path | None:
     """The run a model folder sits in (runs/x for runs/x/chat_sft), when that folder holds a prepared dataset."""
     parent = Path(model_dir).resolve().parent
-    return parent if (parent / "data").is_dir() else None
+    return parent if RunDir(parent).data.is_dir() else None
 
 
 def select_evals(stage: str, kind: str, names: list[str] | None) -> list:

@@ -15,6 +15,12 @@ import torch
 import torch.nn.functional as F
 
 
+def token_byte_lengths(tok) -> np.ndarray:
+    """(vocab,) int64: the UTF-8 byte length of each token id of `tok`, 0 for special tokens (they carry no text)."""
+    specials = set(tok.special_ids.values())
+    return np.array([0 if i in specials else len(tok.token_bytes(i)) for i in range(tok.vocab_size)], dtype=np.int64)
+
+
 @torch.inference_mode()
 def bits_per_byte(model, tokens: np.ndarray, token_bytes: np.ndarray, seq_len: int, batch_size: int = 8,
                   device: torch.device | str = "cpu") -> dict:

@@ -1,2 +1,3 @@
-"""Monitoring what the served models do and closing the loop: the serving database (store), the arena
-leaderboard (arena) and the data flywheel (flywheel: flags -> corrections -> the next version -> evals)."""
+"""Monitoring what the served models do: the serving database (store), the arena leaderboard of blind A/B
+comparisons (arena), and a scripted user and labeler (scripted). The flywheel that turns corrections into the next
+version chains training stages, so it lives in llmlab.pipeline.flywheel."""

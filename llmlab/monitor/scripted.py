@@ -22,10 +22,10 @@ import random
 import re
 from pathlib import Path
 
+from llmlab.data.default_data import default_data_files
+from llmlab.engine.conversation import greedy_replies
 from llmlab.model.folder import load_model_folder
-from llmlab.monitor.flywheel import greedy_answers
 from llmlab.monitor.store import Store
-from llmlab.train.default_data import default_data_files
 
 QUESTION = re.compile(r"^What is (\d+) ([+-]) (\d+)\?$")
 
@@ -64,7 +64,7 @@ def scripted_session(store: Store, model_name: str, model_dir: Path, *, run_dir:
     prompts = [[{"role": "user", "content": q}] for q, _ in pairs]
     ideal = dict(pairs)
     wrong = 0
-    for (question, _), prompt, answer in zip(pairs, prompts, greedy_answers(model, tok, prompts, max_tokens)):
+    for (question, _), prompt, answer in zip(pairs, prompts, greedy_replies(model, tok, prompts, max_tokens)):
         _, message = store.start_exchange(model=model_name, messages=prompt, params={"temperature": 0.0,
                                                                                       "max_tokens": max_tokens})
         store.finish_exchange(message, answer, "stop", {})
@@ -90,7 +90,7 @@ def scripted_duel(store: Store, versions: dict[str, Path], *, run_dir: Path, que
     answers = {}
     for name, folder in ((name_a, dir_a), (name_b, dir_b)):
         model, tok, _ = load_model_folder(folder)
-        answers[name] = greedy_answers(model, tok, prompts, max_tokens)
+        answers[name] = greedy_replies(model, tok, prompts, max_tokens)
     rng, tally = random.Random(f"{seed}-duel"), {name_a: 0, name_b: 0, "tie": 0}
     for i, ((question, _), prompt) in enumerate(zip(pairs, prompts)):
         first, second = rng.sample([name_a, name_b], 2)

@@ -9,6 +9,8 @@ Files read (any of them may be missing):
     pretrain/{config.yaml, metrics.jsonl, zip_view.json}, base/model.json
     sft/{config.yaml, metrics.jsonl}, chat_sft/model.json, prefs/{config.yaml, metrics.jsonl}, chat_dpo/model.json
     eval/<model folder>/summary.json and samples.jsonl (llmlab.eval.suite.run_evals)
+    labs/<lab>/section.json and its PNGs (llmlab.report.lab_sections)
+The paths come from llmlab.layout.
 
 Cost estimates: a GPU stage costs its wall time x the indicative rental price of llmlab.hardware.ACCELERATORS x the
 number of GPUs; a CPU stage costs its wall time x CPU_USD_PER_CORE_HOUR x the logical cores. Both are estimates.
@@ -24,16 +26,12 @@ from pathlib import Path
 import yaml
 
 from llmlab.files import read_json
+from llmlab.layout import MODEL_OF_STAGE, MODELS, RunDir
+from llmlab.report.lab_sections import read_lab_sections
 
 # On-demand price of one vCPU-hour of a general-purpose cloud VM: AWS c7i.large (2 vCPUs, 4 GB) lists $0.08925/h in
 # us-east-1 (2025), i.e. ~$0.045 per vCPU-hour; smaller providers charge less, so this is an upper-side estimate.
 CPU_USD_PER_CORE_HOUR = 0.045
-
-# The model folders of a run, in pipeline order, with the stage name the eval table uses as its column header.
-MODEL_STAGES = (("base", "BASE"), ("chat_sft", "SFT"), ("chat_dpo", "DPO"))
-
-# Training stages: name -> (output folder with config.yaml and metrics.jsonl, model folder it makes).
-TRAINING_STAGES = {"pretrain": ("pretrain", "base"), "sft": ("sft", "chat_sft"), "prefs": ("prefs", "chat_dpo")}
 
 SAMPLES_PER_MODEL = 3
 
@@ -128,10 +126,11 @@ def code_size(package_dir: Path) -> list[dict]:
 
 def stage_facts(run_dir: Path, stage: str) -> dict | None:
     """A training stage's config, metrics and model info, or None when it never started."""
-    out, model = TRAINING_STAGES[stage]
-    config = read_yaml(run_dir / out / "config.yaml")
-    metrics = read_jsonl(run_dir / out / "metrics.jsonl")
-    model_info = read_json_or_none(run_dir / model / "model.json")
+    run = RunDir(run_dir)
+    work = run.stage(stage)
+    config = read_yaml(work.config)
+    metrics = read_jsonl(work.metrics)
+    model_info = read_json_or_none(run.model_of(stage) / "model.json")
     if config is None and not metrics and model_info is None:
         return None
     train_seconds = max((r["train_time"] for r in metrics if "train_time" in r), default=None)
@@ -142,10 +141,10 @@ def stage_facts(run_dir: Path, stage: str) -> dict | None:
 def eval_facts(run_dir: Path) -> dict:
     """{model folder: {"summary": summary.json, "samples": the first few samples}} for each evaluated model."""
     out = {}
-    for folder, _ in MODEL_STAGES:
-        summary = read_json_or_none(run_dir / "eval" / folder / "summary.json")
+    for folder in MODELS:
+        summary = read_json_or_none(RunDir(run_dir).eval(folder) / "summary.json")
         if summary is not None:
-            samples = read_jsonl(run_dir / "eval" / folder / "samples.jsonl")[:SAMPLES_PER_MODEL]
+            samples = read_jsonl(RunDir(run_dir).eval(folder) / "samples.jsonl")[:SAMPLES_PER_MODEL]
             out[folder] = {"summary": summary, "samples": samples}
     return out
 
@@ -153,19 +152,20 @@ def eval_facts(run_dir: Path) -> dict:
 def collect(run_dir: Path) -> dict:
     """All the facts of a run directory (see the module docstring); the environment is the run's if it recorded
     one (speedrun.json), else this machine's, marked as such."""
-    run_dir = Path(run_dir)
-    speedrun = read_json_or_none(run_dir / "speedrun.json")
+    run = RunDir(run_dir)
+    speedrun = read_json_or_none(run.speedrun_record)
     env = (speedrun or {}).get("environment")
     return {
-        "run_dir": str(run_dir),
+        "run_dir": str(run.root),
         "speedrun": speedrun,
         "environment": env or environment(),
         "environment_is_current_machine": env is None,
-        "data": {"config": read_yaml(run_dir / "data" / "prepare_config.yaml"),
-                 "stats": read_json_or_none(run_dir / "data" / "stats.json"),
-                 "tokenizer": read_yaml(run_dir / "tokenizer" / "train_config.yaml")},
-        "stages": {stage: stage_facts(run_dir, stage) for stage in TRAINING_STAGES},
-        "zip_view": read_json_or_none(run_dir / "pretrain" / "zip_view.json"),
-        "evals": eval_facts(run_dir),
+        "data": {"config": read_yaml(run.data / "prepare_config.yaml"),
+                 "stats": read_json_or_none(run.data / "stats.json"),
+                 "tokenizer": read_yaml(run.tokenizer / "train_config.yaml")},
+        "stages": {stage: stage_facts(run.root, stage) for stage in MODEL_OF_STAGE},
+        "zip_view": read_json_or_none(run.stage("pretrain").zip_view),
+        "evals": eval_facts(run.root),
+        "labs": read_lab_sections(run.root),
         "code": code_size(PACKAGE_DIR),
     }

@@ -1,8 +1,8 @@
 """Render the report's sections (llmlab.report.sections) as Markdown and as one self-contained HTML page, and write
 both into <run_dir>/report/:
 
-    report.md          Markdown; the loss curves are the PNG beside it
-    report.html        the same, with the PNG embedded as base64 and the style inline: no network, one file
+    report.md          Markdown; the loss curves are the PNG beside it, the labs' plots those in their folders
+    report.html        the same, with the PNGs embedded as base64 and the style inline: no network, one file
     loss_curves.png
 
     from llmlab.report.render import write_report
@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from llmlab.files import atomic_write_bytes, atomic_write_text
+from llmlab.layout import RunDir
 from llmlab.report.facts import collect
 from llmlab.report.plots import loss_curves_png
 from llmlab.report.sections import build_sections
@@ -103,9 +104,9 @@ def to_html(sections: list, generated: str, images: dict[str, bytes]) -> str:
 def write_report(run_dir: Path) -> tuple[Path, Path]:
     """Collect the run's facts and write report.md, report.html and loss_curves.png; returns (md, html) paths."""
     facts = collect(Path(run_dir))
-    out = Path(run_dir) / "report"
+    out = RunDir(run_dir).report
     png = loss_curves_png(facts["stages"])
-    images = {}
+    images = {name: data for _, _, lab_images in facts["labs"] for name, data in lab_images.items()}
     if png is not None:
         atomic_write_bytes(out / "loss_curves.png", png)
         images["loss_curves.png"] = png

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import yaml
 
-from llmlab.report.facts import MODEL_STAGES
+from llmlab.layout import MODEL_LABELS, MODELS, STAGES, RunDir
 
-# Pipeline stages in order, with the label the report shows.
-STAGE_LABELS = (("data", "data + tokenizer"), ("pretrain", "pre-training"), ("sft", "SFT"), ("prefs", "DPO"),
-                ("eval", "evaluation"))
+# The label the report shows for each pipeline stage that does work (llmlab.layout.STAGES; the report itself is
+# not listed in its own table).
+STAGE_LABELS = {"data": "data + tokenizer", "pretrain": "pre-training", "sft": "SFT", "prefs": "DPO",
+                "eval": "evaluation"}
 
 
 def num(x, digits: int = 3) -> str:
@@ -90,7 +91,7 @@ def stages_section(facts: dict) -> list:
     speedrun = facts["speedrun"] or {}
     records = speedrun.get("stages", {})
     rows, total_seconds, total_cost = [], 0.0, 0.0
-    for name, label in STAGE_LABELS:
+    for name, label in ((n, STAGE_LABELS[n]) for n in STAGES if n in STAGE_LABELS):
         record = records.get(name)
         trained = facts["stages"].get(name)
         if record:
@@ -137,7 +138,7 @@ def configs_section(facts: dict) -> list:
 def compression_section(facts: dict) -> list:
     view = facts["zip_view"]
     if view is None:
-        return [("p", "Not run: pre-training writes pretrain/zip_view.json when it finishes.")]
+        return [("p", "Not run: pre-training writes preeval/zip_view.json when it finishes.")]
     rows = [["llmlab base model", num(view["model_bpb"]), "1.000"]]
     for name, bpb in sorted(view["compressors_bpb"].items(), key=lambda kv: kv[1]):
         rows.append([name, num(bpb), num(view["model_bpb"] / bpb)])
@@ -167,7 +168,7 @@ def eval_section(facts: dict) -> list:
     for name in names:
         if name == "samples":  # its score is a length, not a quality; the outputs have their own section
             continue
-        results = [evals.get(folder, {}).get("summary", {}).get("evals", {}).get(name) for folder, _ in MODEL_STAGES]
+        results = [evals.get(folder, {}).get("summary", {}).get("evals", {}).get(name) for folder in MODELS]
         known = next(r for r in results if r)
         if not any(isinstance((r or {}).get("score"), (int, float)) for r in results):
             continue
@@ -178,13 +179,14 @@ def eval_section(facts: dict) -> list:
     note = (f"Score [95% interval] and number of items, per model stage (- : not evaluated or not applicable to that "
             f"stage); preset {summaries[0].get('preset')}, seed {summaries[0].get('seed')}. Items and outputs: "
             f"eval/<model>/<eval>.jsonl and summary.json.")
-    blocks = [("table", ["eval (unit)", "chance"] + [label for _, label in MODEL_STAGES], rows), ("p", note)]
+    blocks = [("table", ["eval (unit)", "chance"] + [MODEL_LABELS[folder] for folder in MODELS], rows), ("p", note)]
     return blocks + ([("code", "\n".join(about))] if about else [])
 
 
 def samples_section(facts: dict) -> list:
     blocks = []
-    for folder, label in MODEL_STAGES:
+    for folder in MODELS:
+        label = MODEL_LABELS[folder]
         samples = facts["evals"].get(folder, {}).get("samples", [])
         if samples:
             blocks.append(("h3", f"{label} ({folder})"))
@@ -205,7 +207,7 @@ def build_sections(facts: dict, has_curves: bool) -> list[tuple[str, list]]:
                    + (f"; speedrun preset: {speedrun['preset']}" if speedrun.get("preset") else "")
                    + (f"; started {speedrun['started']}" if speedrun.get("started") else ""))]
     if facts["stages"].get("prefs") and facts["stages"]["prefs"]["finished"]:
-        intro.append(("code", f"llmlab chat --model {facts['run_dir']}/chat_dpo"))
+        intro.append(("code", f"llmlab chat --model {RunDir(facts['run_dir']).model_of('prefs')}"))
     curves = [("image", "loss_curves.png", "loss curves")] if has_curves else [("p", "No training metrics yet.")]
     return [
         ("Summary", intro),
@@ -215,6 +217,7 @@ def build_sections(facts: dict, has_curves: bool) -> list[tuple[str, list]]:
         ("Compression: the base model as a zip file", compression_section(facts)),
         ("Evaluation", eval_section(facts)),
         ("Samples", samples_section(facts)),
+        *[(title, blocks) for title, blocks, _ in facts["labs"]],
         ("Stage configs", configs_section(facts)),
         ("Code size", code_section(facts)),
     ]

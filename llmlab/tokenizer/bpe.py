@@ -286,12 +286,6 @@ class Tokenizer:
         """The bytes one token stands for (a token may hold part of a multi-byte character)."""
         return self.encoding.decode_single_token_bytes(token_id)
 
-    def encode_chat(self, messages: Sequence[dict], add_generation_prompt: bool = False) -> list[int]:
-        """Ids of a chat rendered as CHAT_TEMPLATE does (see llmlab.tokenizer.chat for the format and the loss mask)."""
-        from llmlab.tokenizer.chat import render_conversation
-
-        return render_conversation(self, messages, add_generation_prompt)[0]
-
     def hf_tokenizer(self):
         """The same tokenizer as a Hugging Face `tokenizers.Tokenizer` (slower; for interop and cross-checks)."""
         from tokenizers import Tokenizer as HFTokenizer

@@ -50,7 +50,7 @@ SPECIAL_TOKENS: dict[str, str] = {
     **{f"reserved_{i}": f"<|reserved_{i}|>" for i in range(7)},
 }
 
-# Roles that open a turn with their own marker token (`Tokenizer.encode_chat` renders only these).
+# Roles that open a turn with their own marker token (`llmlab.tokenizer.chat` renders only these).
 CHAT_ROLES = ("system", "user", "assistant")
 # Every role a chat message may have.
 MESSAGE_ROLES = (*CHAT_ROLES, "tool", "document")

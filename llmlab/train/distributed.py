@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,17 @@ def all_reduce_sum(value: torch.Tensor, d: Dist) -> torch.Tensor:
 def barrier(d: Dist) -> None:
     if d.world > 1:
         dist.barrier()
+
+
+def main_first(d: Dist, fn: Callable[[], T]) -> T:
+    """fn() on rank 0 first, then on the other processes once it is done (for work that writes files the first
+    time it runs, such as the default fine-tuning data); returns fn's result on every process."""
+    if d.is_main:
+        result = fn()
+        barrier(d)
+        return result
+    barrier(d)
+    return fn()
 
 
 def shutdown(d: Dist) -> None:

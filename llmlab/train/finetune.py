@@ -7,14 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmlab.data.default_data import default_data_files
 from llmlab.errors import LlmlabError
 from llmlab.files import file_sha256
 from llmlab.model.folder import save_model_folder
 from llmlab.model.loading import load_model
 from llmlab.model.lora import add_lora, merge_lora
-from llmlab.train.default_data import default_data_files
-from llmlab.train.distributed import Dist
+from llmlab.train.distributed import Dist, main_first
 from llmlab.train.optim import build_optimizer
+from llmlab.train.settings import Bookkeeping, Schedule
 
 
 @dataclass
@@ -34,15 +35,10 @@ class FinetuneConfig:
         embed_lr: AdamW learning rate of the embedding matrix (with muon).
         muon_lr: Muon learning rate of the block matrices.
         weight_decay: decoupled weight decay.
-        warmup_steps: linear warmup steps.
-        warmdown_frac: fraction of the steps at the end over which the rate decays to 0.
+        schedule: the learning-rate schedule (warmup, warmdown).
         grad_clip: clip the gradient norm (0: off).
         seed: seeds the order of the examples.
-        eval_every: steps between held-out evaluations (0: only at the end).
-        checkpoint_every: steps between checkpoints (0: only at the end).
-        keep_checkpoints: how many of the newest checkpoints to keep.
-        log_every: steps between metric lines.
-        device: auto, cpu or cuda.
+        bookkeeping: logging, evaluation, checkpoints, device (not part of the resume fingerprint).
     """
 
     train_files: list[Path] = field(default_factory=list)
@@ -56,22 +52,17 @@ class FinetuneConfig:
     embed_lr: float = 0.01
     muon_lr: float = 0.005
     weight_decay: float = 0.0
-    warmup_steps: int = 10
-    warmdown_frac: float = 0.5
+    schedule: Schedule = field(default_factory=lambda: Schedule(warmup_steps=10, warmdown_frac=0.5))
     grad_clip: float = 1.0
     seed: int = 0
-    eval_every: int = 100
-    checkpoint_every: int = 100
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    device: str = "auto"
+    bookkeeping: Bookkeeping = field(default_factory=Bookkeeping)
 
 
 def data_files(run_dir: Path, cfg: FinetuneConfig, d: Dist, kind: str) -> dict[str, list[Path]]:
     """{"train": [...], "val": [...]}: the configured files, or the run's default `kind` ("sft" or "prefs") data."""
     if cfg.train_files:
         return {"train": list(cfg.train_files), "val": list(cfg.val_files)}
-    defaults = default_data_files(run_dir, d)
+    defaults = main_first(d, lambda: default_data_files(run_dir))
     return {"train": [defaults[f"{kind}_train"]], "val": [defaults[f"{kind}_val"]]}
 
 

@@ -1,8 +1,13 @@
 """The optimisation loop shared by every training stage (pretrain, sft, ...): schedule, gradient accumulation under
 DDP, clipping, metrics, periodic evaluation and checkpoints, and the resume rules.
 
+    run = TrainingRun("sft", RunDir(run_dir).stage("sft"), model, optimizer, d, settings_fp, resume)
+    if run.start_step == steps and is_finished(model_folder, settings_fp): ...   # nothing to do
+    loss = run.train(LoopSettings(steps, accum, ..., cfg.schedule, cfg.bookkeeping, cfg.grad_clip), micro_loss, evaluate)
+
 A stage supplies `micro_loss(step, micro)`, the loss of this process's micro-batch `micro` of global step `step`
 (a pure function of the step, so a resumed run sees exactly the batches it would have seen), and `evaluate()`.
+The settings fingerprint that a checkpoint must match is llmlab.train.settings.settings_fingerprint.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from typing import Callable
 import torch
 
 from llmlab.errors import LlmlabError
-from llmlab.files import fingerprint
+from llmlab.layout import StageDir
 from llmlab.train import checkpoint
 from llmlab.train.distributed import Dist, all_reduce_sum, barrier
 from llmlab.train.schedule import apply_lr, apply_muon_momentum, lr_multiplier, muon_momentum
+from llmlab.train.settings import Bookkeeping, Schedule
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +59,6 @@ class MetricsLog:
                     self.tb.add_scalar(key, value, row["step"])
 
 
-# Settings that change logging, evaluation, checkpointing or placement, not the arithmetic of training: a run may
-# be resumed with different values (and with another number of processes, which keeps the global batch).
-BOOKKEEPING_FIELDS = ("eval_every", "eval_tokens", "checkpoint_every", "keep_checkpoints", "log_every", "device",
-                      "compile", "tensorboard")
-
-
-def settings_fingerprint(cfg, **context) -> str:
-    """What a checkpoint must match to be resumed: the config's arithmetic settings and the given context
-    (data, starting model, tokenizer...)."""
-    settings = {k: v for k, v in vars(cfg).items() if k not in BOOKKEEPING_FIELDS}
-    return fingerprint({"cfg": settings, **context})
-
-
 def is_finished(model_folder: Path, settings_fp: str) -> bool:
     """Whether `model_folder` holds the output of a finished run with these settings (its model.json says so)."""
     info = Path(model_folder) / "model.json"
@@ -93,69 +86,92 @@ def resume_point(ckpt_dir: Path, model: torch.nn.Module, optimizer: torch.optim.
 
 @dataclass
 class LoopSettings:
+    """What the loop needs besides the model: the step count and how a step is split, for the throughput and MFU
+    figures the token count and FLOPs of a step, and the stage's shared config groups."""
+
     steps: int
     accum: int  # micro-batches per process per step
     tokens_per_step: int  # over all processes (for throughput)
     flops_per_token: float
     peak_flops: float  # per process
-    warmup_steps: int
-    warmdown_frac: float
-    grad_clip: float
-    log_every: int
-    eval_every: int
-    checkpoint_every: int
-    keep_checkpoints: int
+    schedule: Schedule
+    bookkeeping: Bookkeeping
+    grad_clip: float = 0.0  # clip the global gradient norm to this (0: off)
 
 
-def run_steps(name: str, model: torch.nn.Module, train_model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-              d: Dist, s: LoopSettings, micro_loss: Callable[[int, int], torch.Tensor], evaluate: Callable[[], dict],
-              metrics: MetricsLog, ckpt_dir: Path, settings_fp: str, start_step: int, train_time: float) -> tuple[float, float]:
-    """Train from start_step to s.steps; checkpoint the end. Returns (last step's loss, total training seconds)."""
-    from tqdm import tqdm
+class TrainingRun:
+    """One training stage's optimisation: resumed from the newest intact checkpoint of its work folder when asked
+    (`start_step`, `train_time`), its metrics log, and `train()`, the loop to the last step."""
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if d.device.type == "cuda" else nullcontext()
-    bar = tqdm(total=s.steps, initial=start_step, desc=name, unit="step", disable=not d.is_main, dynamic_ncols=True)
-    window_seconds, window_tokens = 0.0, 0  # throughput counts training steps only, not evaluation or checkpoints
-    loss_value = float("nan")
-    for step in range(start_step, s.steps):
-        t0 = time.perf_counter()
-        lr_mult = lr_multiplier(step, s.steps, s.warmup_steps, s.warmdown_frac)
-        apply_lr(optimizer, lr_mult)
-        apply_muon_momentum(optimizer, muon_momentum(step))
-        model.train()
-        step_loss = torch.zeros((), device=d.device)
-        for m in range(s.accum):
-            sync = m == s.accum - 1 or d.world == 1
-            with (nullcontext() if sync else train_model.no_sync()), autocast:
-                loss = micro_loss(step, m)
-                (loss / s.accum).backward()
-            step_loss += loss.detach() / s.accum
-        if s.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss_value = float(all_reduce_sum(step_loss, d)) / d.world
-        step_seconds = time.perf_counter() - t0
-        train_time += step_seconds
-        window_seconds, window_tokens = window_seconds + step_seconds, window_tokens + s.tokens_per_step
-        done = step + 1
-        bar.update(1)
-        if done % s.log_every == 0 or done == s.steps:
-            tok_s = window_tokens / window_seconds
-            mfu = tok_s * s.flops_per_token / (s.peak_flops * d.world)
-            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_s:,.0f}", mfu=f"{mfu:.0%}")
-            metrics.write({"step": done, "loss": loss_value, "lr_mult": lr_mult, "tokens": done * s.tokens_per_step,
-                           "tok_s": tok_s, "mfu": mfu, "train_time": train_time})
-            window_seconds, window_tokens = 0.0, 0
-        if s.eval_every and done % s.eval_every == 0 and done != s.steps and d.is_main:
-            metrics.write({"step": done, **evaluate(), "train_time": train_time})
-        if s.checkpoint_every and done % s.checkpoint_every == 0 and done != s.steps and d.is_main:
-            checkpoint.save_checkpoint(ckpt_dir, done, model, optimizer, {"fingerprint": settings_fp, "train_time": train_time},
-                                       s.keep_checkpoints)
+    def __init__(self, name: str, work: StageDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer, d: Dist,
+                 settings_fp: str, resume: bool):
+        self.name, self.work, self.model, self.optimizer, self.d = name, work, model, optimizer, d
+        self.settings_fp = settings_fp
+        self.start_step, self.train_time = resume_point(work.checkpoints, model, optimizer, settings_fp, resume)
+        self.metrics: MetricsLog | None = None
+
+    def open_metrics(self, tensorboard: bool) -> MetricsLog:
+        """metrics.jsonl of the stage, truncated to the resumed step (rank 0 writes)."""
+        self.metrics = MetricsLog(self.work.metrics, self.start_step, self.d.is_main,
+                                  self.work.tensorboard if tensorboard else None)
+        return self.metrics
+
+    def train(self, s: LoopSettings, micro_loss: Callable[[int, int], torch.Tensor], evaluate: Callable[[], dict],
+              train_model: torch.nn.Module | None = None) -> float:
+        """Train from start_step to s.steps (train_model: the module to call, e.g. DDP- or compile-wrapped; default
+        the model) and checkpoint the end. Returns the last step's loss; `train_time` holds the training seconds."""
+        from tqdm import tqdm
+
+        model, optimizer, d = self.model, self.optimizer, self.d
+        train_model = train_model if train_model is not None else model
+        metrics = self.metrics or self.open_metrics(s.bookkeeping.tensorboard)
+        book, ckpt_dir = s.bookkeeping, self.work.checkpoints
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if d.device.type == "cuda" else nullcontext()
+        bar = tqdm(total=s.steps, initial=self.start_step, desc=self.name, unit="step", disable=not d.is_main,
+                   dynamic_ncols=True)
+        window_seconds, window_tokens = 0.0, 0  # throughput counts training steps only, not evaluation or checkpoints
+        loss_value = float("nan")
+        for step in range(self.start_step, s.steps):
+            t0 = time.perf_counter()
+            lr_mult = lr_multiplier(step, s.steps, s.schedule.warmup_steps, s.schedule.warmdown_frac)
+            apply_lr(optimizer, lr_mult)
+            apply_muon_momentum(optimizer, muon_momentum(step))
+            model.train()
+            step_loss = torch.zeros((), device=d.device)
+            for m in range(s.accum):
+                sync = m == s.accum - 1 or d.world == 1
+                with (nullcontext() if sync else train_model.no_sync()), autocast:
+                    loss = micro_loss(step, m)
+                    (loss / s.accum).backward()
+                step_loss += loss.detach() / s.accum
+            if s.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_value = float(all_reduce_sum(step_loss, d)) / d.world
+            step_seconds = time.perf_counter() - t0
+            self.train_time += step_seconds
+            window_seconds, window_tokens = window_seconds + step_seconds, window_tokens + s.tokens_per_step
+            done = step + 1
+            bar.update(1)
+            if done % book.log_every == 0 or done == s.steps:
+                tok_s = window_tokens / window_seconds
+                mfu = tok_s * s.flops_per_token / (s.peak_flops * d.world)
+                bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_s:,.0f}", mfu=f"{mfu:.0%}")
+                metrics.write({"step": done, "loss": loss_value, "lr_mult": lr_mult, "tokens": done * s.tokens_per_step,
+                               "tok_s": tok_s, "mfu": mfu, "train_time": self.train_time})
+                window_seconds, window_tokens = 0.0, 0
+            if book.eval_every and done % book.eval_every == 0 and done != s.steps and d.is_main:
+                metrics.write({"step": done, **evaluate(), "train_time": self.train_time})
+            if book.checkpoint_every and done % book.checkpoint_every == 0 and done != s.steps and d.is_main:
+                self._checkpoint(done, book.keep_checkpoints)
+            barrier(d)
+        bar.close()
+        if d.is_main:
+            self._checkpoint(s.steps, book.keep_checkpoints)
         barrier(d)
-    bar.close()
-    if d.is_main:
-        checkpoint.save_checkpoint(ckpt_dir, s.steps, model, optimizer, {"fingerprint": settings_fp, "train_time": train_time},
-                                   s.keep_checkpoints)
-    barrier(d)
-    return loss_value, train_time
+        return loss_value
+
+    def _checkpoint(self, step: int, keep: int) -> None:
+        checkpoint.save_checkpoint(self.work.checkpoints, step, self.model, self.optimizer,
+                                   {"fingerprint": self.settings_fp, "train_time": self.train_time}, keep)

@@ -1,22 +1,22 @@
 """The training planner behind `llmlab plan`: parameters, FLOPs, wall time and dollars of a pre-training run.
 
-    from llmlab.model.config import ModelConfig
-    from llmlab.train.plan import format_plan, make_plan, resolve_hardware
+    from llmlab.train.plan import format_plan, make_plan, plan_pretraining, resolve_hardware
+    print(format_plan(plan_pretraining(PretrainConfig(depth=4), 4096, resolve_hardware("cpu"))))   # `llmlab pretrain`'s run
     cfg = ModelConfig.from_depth(4, vocab_size=4096, seq_len=512)
-    print(format_plan(make_plan(cfg, resolve_hardware("cpu"))))            # 20 tokens/param on this machine
-    print(format_plan(make_plan(cfg, resolve_hardware("H100", count=8), budget_dollars=100)))
+    print(format_plan(make_plan(cfg, resolve_hardware("H100", count=8), budget_dollars=100)))    # any model, any budget
 
-    llmlab plan --hardware A100 --gpus 6000 --tokens 2e12 ...               # see llmlab/cli/plan.py
+    llmlab plan --depth 6 --hardware A100 --gpus 8 ...                     # see llmlab/cli/plan.py
 
 Conventions (each an estimate, stated so that the numbers can be checked by hand):
 - Training FLOPs = flops_per_token(cfg) x tokens: 6 FLOPs per matmul parameter per token plus attention's share
   (llmlab.model.flops), the "C = 6ND" of the scaling-law papers with PaLM's attention term.
-- Tokens from a ratio: D = r x N, where N counts the parameters that multiply: non-embedding + head (+ the tied
-  embedding, which is the head), the N of "6N" and the count `llmlab pretrain` uses for its tokens_per_param.
-  r = 20 by default, Chinchilla's compute-optimal ratio (Chinchilla counted all parameters, the same to a few
-  percent at its sizes; with a 4096-token vocabulary at depth 3 the embedding is a quarter of the total).
-  nanochat's sweep, counting as here, lands at ~10.5: the ratio depends on the architecture, the data and what
-  is counted, so 20 is a reference point, not a law.
+- Tokens of a pre-training config (plan_pretraining, `llmlab plan`): exactly the trainer's, steps x batch x seq_len
+  with steps = tokens // (batch x seq_len) and tokens = tokens_per_param x N unless given (PretrainConfig.resolved).
+  N counts the parameters that multiply: non-embedding + head (+ the tied embedding, which is the head), the N of
+  "6N". make_plan on a bare ModelConfig takes D = r x N, r = 20 by default, Chinchilla's compute-optimal ratio
+  (Chinchilla counted all parameters, the same to a few percent at its sizes; with a 4096-token vocabulary at
+  depth 3 the embedding is a quarter of the total). nanochat's sweep, counting as here, lands at ~10.5: the ratio
+  depends on the architecture, the data and what is counted, so 20 is a reference point, not a law.
 - Wall time = FLOPs / (peak x MFU x devices); cost = wall hours x devices x price per device-hour. Communication,
   restarts, evaluation and data loading are all folded into the MFU.
 - Compute-optimal size for a budget C: C = 6 N D and D = r N give N = sqrt(C / 6r), D = r N.
@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from llmlab.errors import LlmlabError
 from llmlab.model.config import ModelConfig
 from llmlab.model.flops import count_params, flops_per_token
+from llmlab.train.pretrain import PretrainConfig
 
 CHINCHILLA_TOKENS_PER_PARAM = 20.0
 # Large, well-tuned GPU runs sustain 40-55% of the dense bf16 peak (PaLM reports 46%; Llama 2's 1,720,320
@@ -190,15 +191,17 @@ def make_plan(
     budget_flops: float | None = None,
     budget_dollars: float | None = None,
     budget_hours: float | None = None,
+    seq_len: int | None = None,
 ) -> Plan:
-    """Plan training `cfg` on `hardware` for `tokens`, or tokens_per_param x params, or as far as one budget goes.
+    """Plan training `cfg` on `hardware` for `tokens`, or tokens_per_param x params, or as far as one budget goes,
+    on sequences of seq_len tokens (None: the model's context).
 
     tokens_per_param also sets the ratio of the compute-optimal estimate shown next to the plan."""
     _check_positive("tokens", tokens)
     _check_positive("tokens per parameter", tokens_per_param)
     params = count_params(cfg)
     n_scaling = scaling_params(cfg)
-    per_token = flops_per_token(cfg)
+    per_token = flops_per_token(cfg, seq_len or cfg.seq_len)
     budget = budget_to_flops(hardware, budget_flops, budget_dollars, budget_hours)
     if budget is not None and tokens is not None:
         raise LlmlabError("give either a token count or a budget, not both: the budget decides the tokens")
@@ -234,6 +237,22 @@ def make_plan(
         optimal_depth=optimal_depth,
         optimal_depth_params=optimal_depth_params,
     )
+
+
+def plan_pretraining(train: PretrainConfig, vocab_size: int, hardware: Hardware, budget_flops: float | None = None,
+                     budget_dollars: float | None = None, budget_hours: float | None = None,
+                     reference_tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM) -> Plan:
+    """The run `llmlab pretrain` makes of these settings: its model, its whole steps' tokens and its FLOP count
+    (PretrainConfig.resolved, the trainer's own arithmetic); with a budget, the same model trained as far as the
+    budget goes. reference_tokens_per_param is the ratio of the compute-optimal estimate shown beside it."""
+    model_cfg = train.model_config(vocab_size)
+    budgeted = any(b is not None for b in (budget_flops, budget_dollars, budget_hours))
+    if budgeted and train.tokens is not None:
+        raise LlmlabError("give either a token count (--train.tokens) or a budget, not both: the budget decides the "
+                          "tokens")
+    tokens = None if budgeted else train.resolved(model_cfg).tokens
+    return make_plan(model_cfg, hardware, tokens, reference_tokens_per_param, budget_flops, budget_dollars,
+                     budget_hours, seq_len=train.seq_len)
 
 
 def plan_to_dict(plan: Plan) -> dict:

@@ -21,20 +21,22 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from llmlab.errors import LlmlabError
-from llmlab.files import read_json, save_config
+from llmlab.files import read_json, save_config, to_plain
+from llmlab.layout import RunDir
 from llmlab.model.flops import flops_per_token
 from llmlab.tokenizer.chat import render_conversation
 from llmlab.tokenizer.conversations import load_preference_file
 from llmlab.train.distributed import Dist, barrier, distributed, wrap_ddp
 from llmlab.train.finetune import FinetuneConfig, check_batch, data_files, load_start, save_tuned, trainable_setup
-from llmlab.train.loop import LoopSettings, MetricsLog, is_finished, resume_point, run_steps, settings_fingerprint
+from llmlab.train.loop import LoopSettings, TrainingRun, is_finished
+from llmlab.train.settings import Bookkeeping, Schedule, settings_fingerprint
 from llmlab.train.sft import Conversations
 
 
@@ -56,10 +58,8 @@ class PrefsConfig(FinetuneConfig):
     lr: float = 0.0002
     embed_lr: float = 0.001
     muon_lr: float = 0.0005
-    warmup_steps: int = 5
-    eval_every: int = 0
-    checkpoint_every: int = 50
-    log_every: int = 5
+    schedule: Schedule = field(default_factory=lambda: Schedule(warmup_steps=5, warmdown_frac=0.5))
+    bookkeeping: Bookkeeping = field(default_factory=lambda: Bookkeeping(log_every=5, eval_every=0, checkpoint_every=50))
 
 
 def render_pairs(tok, records: list[dict]) -> list[tuple[list[int], list[int]]]:
@@ -97,15 +97,16 @@ def preference_metrics(policy: torch.Tensor, reference: torch.Tensor, beta: floa
 
 
 def prefs(run_dir: Path, cfg: PrefsConfig, resume: bool = False) -> dict:
-    with distributed(cfg.device) as d:
-        return _prefs(Path(run_dir), cfg, resume, d)
+    """Tune; returns a summary (preference metrics before and after). Under torchrun every process calls this."""
+    with distributed(cfg.bookkeeping.device) as d:
+        return _prefs(RunDir(run_dir), cfg, resume, d)
 
 
-def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
-    out = run_dir / "prefs"
-    model, tok, start_sha = load_start(cfg.start or run_dir / "chat_sft", d.device)
+def _prefs(run: RunDir, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
+    work, model_dir = run.stage("prefs"), run.model_of("prefs")
+    model, tok, start_sha = load_start(cfg.start or run.model_of("sft"), d.device)
     reference = copy.deepcopy(model).eval().requires_grad_(False)
-    files = data_files(run_dir, cfg, d, "prefs")
+    files = data_files(run.root, cfg, d, "prefs")
     loaded = {}
     for split, paths in files.items():
         records = []
@@ -120,19 +121,18 @@ def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
     check_batch(cfg, d)
     steps = max(1, math.ceil(cfg.epochs * n_pairs / cfg.batch_size))
     settings_fp = settings_fingerprint(cfg, start=start_sha, pairs=n_pairs, tokenizer=tok.sha256)
-    if resume and is_finished(run_dir / "chat_dpo", settings_fp):  # before scoring the reference: reruns are quick
-        print(f"{run_dir / 'chat_dpo'} is already trained with these settings; nothing to do")
-        return {"steps": steps, "train_seconds": read_json(run_dir / "chat_dpo" / "model.json").get("train_seconds"),
+    if resume and is_finished(model_dir, settings_fp):  # before scoring the reference: reruns are quick
+        print(f"{model_dir} is already trained with these settings; nothing to do")
+        return {"steps": steps, "train_seconds": read_json(model_dir / "model.json").get("train_seconds"),
                 "skipped": True}
     ref_train = all_logprobs(reference, train, d.device)  # the reference never changes: score it once
     ref_val = all_logprobs(reference, val, d.device) if val else None
     before = {"pref_accuracy": preference_metrics(ref_val, ref_val, cfg.beta)["pref_accuracy"]} if val else {}
 
     optimizer = trainable_setup(model, cfg)
-    ckpt_dir = out / "checkpoints"
-    start_step, train_time = resume_point(ckpt_dir, model, optimizer, settings_fp, resume)
+    training = TrainingRun("prefs", work, model, optimizer, d, settings_fp, resume)
     if d.is_main:
-        save_config(out / "config.yaml", {**vars(cfg), "steps": steps, "pairs": {k: len(v) for k, v in loaded.items()}})
+        save_config(work.config, {**to_plain(cfg), "steps": steps, "pairs": {k: len(v) for k, v in loaded.items()}})
         print(f"prefs: {n_pairs:,} training pairs ({len(loaded['val']):,} held out), {steps} steps of {cfg.batch_size}"
               + (f"; starting model: held-out preference accuracy {before['pref_accuracy']:.3f}" if before else ""))
     train_model = wrap_ddp(model, d)
@@ -157,16 +157,14 @@ def _prefs(run_dir: Path, cfg: PrefsConfig, resume: bool, d: Dist) -> dict:
     mean_tokens = sum(len(ids) for ids, _ in train.examples) / len(train.examples)
     settings = LoopSettings(steps, 1, int(2 * cfg.batch_size * mean_tokens),
                             flops_per_token(model.cfg, round(mean_tokens), cfg.lora_rank),
-                            peak_flops(d.device)[0], cfg.warmup_steps, cfg.warmdown_frac, cfg.grad_clip, cfg.log_every,
-                            cfg.eval_every, cfg.checkpoint_every, cfg.keep_checkpoints)
-    metrics = MetricsLog(out / "metrics.jsonl", start_step, d.is_main, None)
-    loss, train_time = run_steps("prefs", model, train_model, optimizer, d, settings, micro_loss, evaluate, metrics,
-                                 ckpt_dir, settings_fp, start_step, train_time)
+                            peak_flops(d.device)[0], cfg.schedule, cfg.bookkeeping, cfg.grad_clip)
+    loss = training.train(settings, micro_loss, evaluate, train_model)
+    train_time = training.train_time
     summary = {"steps": steps, "final_loss": loss, "train_seconds": train_time,
                "before": before, "after": evaluate()}
     if d.is_main:
-        metrics.write({"step": steps, **summary["after"], "train_time": train_time})
-        save_tuned(run_dir / "chat_dpo", model, cfg, tok,
+        training.metrics.write({"step": steps, **summary["after"], "train_time": train_time})
+        save_tuned(model_dir, model, cfg, tok,
                    {"stage": "dpo", "steps": steps, **summary, "settings_fingerprint": settings_fp})
     barrier(d)
     return summary

@@ -38,23 +38,39 @@ import torch
 
 from llmlab.data.loader import TokenWindows
 from llmlab.errors import LlmlabError
-from llmlab.files import atomic_write_json, save_config
-from llmlab.model.bpb import bits_per_byte
+from llmlab.eval.zip_view import format_zip_view, zip_view
+from llmlab.files import atomic_write_json, save_config, to_plain
+from llmlab.layout import RunDir
+from llmlab.model.bpb import bits_per_byte, token_byte_lengths
 from llmlab.model.config import ModelConfig
 from llmlab.model.flops import count_params, flops_per_token
 from llmlab.model.folder import save_model_folder
 from llmlab.model.transformer import Transformer
 from llmlab.tokenizer.bpe import Tokenizer
 from llmlab.train.distributed import Dist, barrier, distributed, wrap_ddp
-from llmlab.train.loop import LoopSettings, MetricsLog, is_finished, resume_point, run_steps, settings_fingerprint
+from llmlab.train.loop import LoopSettings, TrainingRun, is_finished
 from llmlab.train.optim import build_optimizer
-from llmlab.train.zip_view import format_zip_view, zip_view
+from llmlab.train.settings import Bookkeeping, Schedule, settings_fingerprint
 
 log = logging.getLogger(__name__)
 
 
 # Training presets that are more than a model preset: the baseline pairs nanoGPT's model with its optimizer.
 TRAINING_PRESETS = {"gpt2-adamw": {"model": "gpt2", "optimizer": "adamw", "lr": 1e-3}}
+
+
+@dataclass
+class PretrainBookkeeping(Bookkeeping):
+    """Bookkeeping of pre-training (and that of every stage).
+
+    Args:
+        eval_tokens: held-out tokens per periodic evaluation.
+        compile: torch.compile the model; None: on with CUDA (1.54x the tokens/s at depth 12 on an H100 for a 39 s
+            warm-up), off on the CPU (1.2x at depth 3 for ~30 s of warm-up: worth it only for long runs).
+    """
+
+    eval_tokens: int = 65_536
+    compile: bool | None = None
 
 
 @dataclass
@@ -77,21 +93,13 @@ class PretrainConfig:
             docstring).
         muon_lr: Muon learning rate for the block matrices.
         weight_decay: decoupled weight decay on matrices.
-        tokens: training tokens; None: tokens_per_param times (non-embedding + head) parameters.
+        tokens: training tokens; None: tokens_per_param times (non-embedding + head) parameters. The run trains
+            whole steps: tokens // (batch_size x seq_len) of them.
         tokens_per_param: the token budget's ratio when `tokens` is None (Chinchilla is ~20).
-        warmup_steps: linear warmup steps.
-        warmdown_frac: fraction of training at the end over which the learning rate decays linearly to 0.
+        schedule: the learning-rate schedule (warmup, warmdown).
         grad_clip: clip the global gradient norm to this (0: off).
         seed: seeds initialisation and data order.
-        eval_every: steps between held-out evaluations (0: only at the end).
-        eval_tokens: held-out tokens per periodic evaluation.
-        checkpoint_every: steps between checkpoints (0: only at the end).
-        keep_checkpoints: how many of the newest checkpoints to keep.
-        log_every: steps between metric lines.
-        device: auto (cuda if available), cpu or cuda.
-        compile: torch.compile the model; None: on with CUDA (1.54x the tokens/s at depth 12 on an H100 for a 39 s
-            warm-up), off on the CPU (1.2x at depth 3 for ~30 s of warm-up: worth it only for long runs).
-        tensorboard: also write TensorBoard event files to <run_dir>/pretrain/tensorboard.
+        bookkeeping: logging, evaluation, checkpoints, device, compile (not part of the resume fingerprint).
     """
 
     depth: int = 3
@@ -107,18 +115,10 @@ class PretrainConfig:
     weight_decay: float = 0.0
     tokens: int | None = None
     tokens_per_param: float = 2.0
-    warmup_steps: int = 20
-    warmdown_frac: float = 0.4
+    schedule: Schedule = field(default_factory=lambda: Schedule(warmup_steps=20, warmdown_frac=0.4))
     grad_clip: float = 0.0
     seed: int = 0
-    eval_every: int = 100
-    eval_tokens: int = 65_536
-    checkpoint_every: int = 100
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    device: str = "auto"
-    compile: bool | None = None
-    tensorboard: bool = False
+    bookkeeping: PretrainBookkeeping = field(default_factory=PretrainBookkeeping)
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         """The model for a tokenizer of `vocab_size` tokens; overrides may enlarge the vocabulary or position table."""
@@ -129,26 +129,42 @@ class PretrainConfig:
             raise LlmlabError(f"seq_len {self.seq_len} is beyond the model's {cfg.pos_embedding} table of {cfg.seq_len} positions")
         return cfg
 
-    def resolved(self, model_cfg: ModelConfig) -> dict:
-        """Every derived quantity, filled in."""
+    def resolved(self, model_cfg: ModelConfig) -> PretrainRun:
+        """Every derived quantity of the run, filled in (what `llmlab plan` estimates and the trainer runs)."""
+        if self.tokens is not None and self.tokens <= 0:
+            raise LlmlabError(f"tokens must be a positive number, got {self.tokens}")
         params = count_params(model_cfg)
         scaling_params = params["non_embedding"] + params["head"] + (params["embedding"] if model_cfg.tie_embeddings else 0)
         batch_size = self.batch_size or 16 * max(1, self.depth // 4)
-        tokens = self.tokens or int(self.tokens_per_param * scaling_params)
+        budget = self.tokens or int(self.tokens_per_param * scaling_params)
         preset = TRAINING_PRESETS.get(self.preset, {})
         optimizer = self.optimizer or preset.get("optimizer", "muon")
         derived_lr = 0.004 * math.sqrt(768 / model_cfg.d_model) / (1 if optimizer == "muon" else 4)
-        lr = self.lr or preset.get("lr", derived_lr)
         derived_embed_lr = 0.05 * min(1.0, 192 / model_cfg.d_model) if model_cfg.tie_embeddings else 0.05
-        return {
-            "batch_size": batch_size,
-            "lr": lr,
-            "embed_lr": self.embed_lr or derived_embed_lr,
-            "optimizer": optimizer,
-            "steps": max(1, tokens // (batch_size * self.seq_len)),
-            "tokens": tokens,
-            "params": params,
-        }
+        steps = max(1, budget // (batch_size * self.seq_len))
+        flops_tok = flops_per_token(model_cfg, self.seq_len)
+        return PretrainRun(batch_size=batch_size, lr=self.lr or preset.get("lr", derived_lr),
+                           embed_lr=self.embed_lr or derived_embed_lr, optimizer=optimizer, steps=steps,
+                           tokens=steps * batch_size * self.seq_len, params=params, flops_per_token=flops_tok)
+
+
+@dataclass(frozen=True)
+class PretrainRun:
+    """The quantities a PretrainConfig derives for one model: the run the trainer does, step for step."""
+
+    batch_size: int  # sequences per optimizer step, over all processes
+    lr: float
+    embed_lr: float
+    optimizer: str
+    steps: int
+    tokens: int  # tokens trained on: steps x batch_size x seq_len
+    params: dict  # llmlab.model.flops.count_params
+    flops_per_token: float  # training FLOPs per token (llmlab.model.flops, attention included)
+
+    @property
+    def flops(self) -> float:
+        """Training FLOPs of the whole run."""
+        return self.flops_per_token * self.tokens
 
 
 def _check_memory(model_cfg: ModelConfig, micro_batch: int, device: torch.device) -> None:
@@ -166,22 +182,18 @@ def _check_memory(model_cfg: ModelConfig, micro_batch: int, device: torch.device
         )
 
 
-def token_byte_lengths(tok: Tokenizer) -> np.ndarray:
-    specials = set(tok.special_ids.values())
-    return np.array([0 if i in specials else len(tok.token_bytes(i)) for i in range(tok.vocab_size)], dtype=np.int64)
-
-
 def pretrain(run_dir: Path, cfg: PretrainConfig, resume: bool = False) -> dict:
     """Train; returns a summary dict (final losses, timing). Under torchrun every process calls this."""
-    with distributed(cfg.device) as d:
-        return _pretrain(Path(run_dir), Path(run_dir) / "pretrain", cfg, resume, d)
+    with distributed(cfg.bookkeeping.device) as d:
+        return _pretrain(RunDir(run_dir), cfg, resume, d)
 
 
-def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Dist) -> dict:
-    tok = Tokenizer.load(run_dir / "tokenizer")
+def _pretrain(run: RunDir, cfg: PretrainConfig, resume: bool, d: Dist) -> dict:
+    work, model_dir, book = run.stage("pretrain"), run.model_of("pretrain"), cfg.bookkeeping
+    tok = Tokenizer.load(run.tokenizer)
     model_cfg = cfg.model_config(tok.vocab_size)
     plan = cfg.resolved(model_cfg)
-    batch, steps = plan["batch_size"], plan["steps"]
+    batch, steps = plan.batch_size, plan.steps
     if batch % d.world:
         raise LlmlabError(f"batch_size {batch} is not divisible by the {d.world} processes")
     micro = cfg.micro_batch_size or batch // d.world
@@ -189,35 +201,33 @@ def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Di
         raise LlmlabError(f"micro_batch_size {micro} does not divide the per-process batch {batch // d.world}")
     accum = batch // d.world // micro
     _check_memory(model_cfg, micro, d.device)
-    tokens_dir = run_dir / "data" / "tokens"
-    train_data = TokenWindows(tokens_dir, "train", cfg.seq_len, tok.sha256)
-    val_data = TokenWindows(tokens_dir, "val", cfg.seq_len, tok.sha256)
+    train_data = TokenWindows(run.tokens, "train", cfg.seq_len, tok.sha256)
+    val_data = TokenWindows(run.tokens, "val", cfg.seq_len, tok.sha256)
 
     model = Transformer(model_cfg, seed=cfg.seed).to(d.device)
-    optimizer = build_optimizer(model, plan["optimizer"], lr=plan["lr"], weight_decay=cfg.weight_decay,
-                                muon_lr=cfg.muon_lr, embed_lr=plan["embed_lr"])
+    optimizer = build_optimizer(model, plan.optimizer, lr=plan.lr, weight_decay=cfg.weight_decay,
+                                muon_lr=cfg.muon_lr, embed_lr=plan.embed_lr)
     settings_fp = settings_fingerprint(cfg, global_batch=batch, tokenizer=tok.sha256)
-    ckpt_dir = out / "checkpoints"
-    start_step, train_time = resume_point(ckpt_dir, model, optimizer, settings_fp, resume)
-    if start_step == steps and is_finished(run_dir / "base", settings_fp):
-        print(f"pretrain: {run_dir / 'base'} is already trained with these settings; nothing to do")
-        return {"steps": steps, "train_seconds": train_time, "skipped": True}
+    training = TrainingRun("pretrain", work, model, optimizer, d, settings_fp, resume)
+    if training.start_step == steps and is_finished(model_dir, settings_fp):
+        print(f"pretrain: {model_dir} is already trained with these settings; nothing to do")
+        return {"steps": steps, "train_seconds": training.train_time, "skipped": True}
     if d.is_main:
-        save_config(out / "config.yaml", {**vars(cfg), "resolved": plan, "model": model_cfg.to_dict(), "world": d.world})
+        save_config(work.config, {**to_plain(cfg), "resolved": {**to_plain(plan), "flops": plan.flops},
+                                  "model": model_cfg.to_dict(), "world": d.world})
 
-    use_compile = cfg.compile if cfg.compile is not None else d.device.type == "cuda"
+    use_compile = book.compile if book.compile is not None else d.device.type == "cuda"
     train_model = wrap_ddp(torch.compile(model) if use_compile else model, d)
 
     from llmlab.hardware import peak_flops
 
     peak, peak_source = peak_flops(d.device)
-    flops_tok = flops_per_token(model_cfg, cfg.seq_len)
     byte_lengths = token_byte_lengths(tok)
-    metrics = MetricsLog(out / "metrics.jsonl", start_step, d.is_main, out / "tensorboard" if cfg.tensorboard else None)
+    metrics = training.open_metrics(book.tensorboard)
     if d.is_main:
-        p = plan["params"]
+        p = plan.params
         print(f"pretrain: {p['total']:,} params ({p['non_embedding']:,} non-embedding), {steps} steps of {batch} x "
-              f"{cfg.seq_len} tokens = {steps * batch * cfg.seq_len:,} tokens ({train_data.n_windows * cfg.seq_len:,} "
+              f"{cfg.seq_len} tokens = {plan.tokens:,} tokens ({train_data.n_windows * cfg.seq_len:,} "
               f"in the train split), {d.world} process(es) on {d.device}; peak {peak / 1e9:,.0f} GFLOP/s ({peak_source})")
 
     def evaluate(n_tokens: int) -> float:
@@ -228,20 +238,19 @@ def _pretrain(run_dir: Path, out: Path, cfg: PretrainConfig, resume: bool, d: Di
         x, y = train_data.batch(step, batch, d.rank * accum + micro, d.world * accum, cfg.seed)
         return train_model(x.to(d.device), y.to(d.device), return_logits=False)[1]
 
-    settings = LoopSettings(steps, accum, batch * cfg.seq_len, flops_tok, peak, cfg.warmup_steps, cfg.warmdown_frac,
-                            cfg.grad_clip, cfg.log_every, cfg.eval_every, cfg.checkpoint_every, cfg.keep_checkpoints)
-    loss_value, train_time = run_steps("pretrain", model, train_model, optimizer, d, settings, micro_loss,
-                                       lambda: {"val_bpb": evaluate(cfg.eval_tokens)}, metrics, ckpt_dir, settings_fp,
-                                       start_step, train_time)
+    settings = LoopSettings(steps, accum, batch * cfg.seq_len, plan.flops_per_token, peak, cfg.schedule, book,
+                            cfg.grad_clip)
+    loss_value = training.train(settings, micro_loss, lambda: {"val_bpb": evaluate(book.eval_tokens)}, train_model)
+    train_time = training.train_time
     summary = {"steps": steps, "final_loss": loss_value, "train_seconds": train_time}
     if d.is_main:
-        summary["val_bpb"] = evaluate(cfg.eval_tokens)
+        summary["val_bpb"] = evaluate(book.eval_tokens)
         metrics.write({"step": steps, "val_bpb": summary["val_bpb"], "train_time": train_time})
-        save_model_folder(run_dir / "base", model, run_dir / "tokenizer",
-                          {"stage": "base", "steps": steps, "tokens": steps * batch * cfg.seq_len, "val_bpb": summary["val_bpb"],
+        save_model_folder(model_dir, model, run.tokenizer,
+                          {"stage": "base", "steps": steps, "tokens": plan.tokens, "val_bpb": summary["val_bpb"],
                            "settings_fingerprint": settings_fp})
-        view = zip_view(model, tok, run_dir, byte_lengths, d.device)
-        atomic_write_json(out / "zip_view.json", view)
+        view = zip_view(model, tok, run.root, byte_lengths, d.device)
+        atomic_write_json(work.zip_view, view)
         print(format_zip_view(view))
         summary["zip_view"] = view
     barrier(d)

@@ -6,7 +6,7 @@ instructions (docs/labeling.md). Only the assistant's tokens are trained (the lo
     torchrun --standalone --nproc_per_node 2 -m llmlab sft --run_dir runs/x
 
 Outputs under <run_dir>/sft/: config.yaml, metrics.jsonl, checkpoints/; and the chat model folder
-<run_dir>/chat_sft/. The default data is written once to <run_dir>/assistant_data/ (llmlab.train.default_data). Conversations are padded
+<run_dir>/chat_sft/. The default data is written once to <run_dir>/assistant_data/ (llmlab.data.default_data). Conversations are padded
 per micro-batch (no packing); batches are a pure function of the step, so resume is exact, as in pre-training.
 """
 
@@ -20,12 +20,14 @@ import numpy as np
 import torch
 
 from llmlab.errors import LlmlabError
-from llmlab.files import save_config
+from llmlab.files import save_config, to_plain
+from llmlab.layout import RunDir
 from llmlab.model.flops import flops_per_token
 from llmlab.tokenizer.conversations import load_sft_file
 from llmlab.train.distributed import Dist, barrier, distributed, wrap_ddp
 from llmlab.train.finetune import FinetuneConfig, check_batch, data_files, load_start, save_tuned, trainable_setup
-from llmlab.train.loop import LoopSettings, MetricsLog, is_finished, resume_point, run_steps, settings_fingerprint
+from llmlab.train.loop import LoopSettings, TrainingRun, is_finished
+from llmlab.train.settings import settings_fingerprint
 
 
 @dataclass
@@ -87,15 +89,15 @@ def _load(files: list[Path], tok, max_tokens: int, policy: str) -> tuple[list, l
 
 def sft(run_dir: Path, cfg: SFTConfig, resume: bool = False) -> dict:
     """Fine-tune; returns a summary. Under torchrun every process calls this."""
-    with distributed(cfg.device) as d:
-        return _sft(Path(run_dir), cfg, resume, d)
+    with distributed(cfg.bookkeeping.device) as d:
+        return _sft(RunDir(run_dir), cfg, resume, d)
 
 
-def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
-    out = run_dir / "sft"
-    model, tok, base_sha = load_start(cfg.base or run_dir / "base", d.device)
+def _sft(run: RunDir, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
+    work, model_dir = run.stage("sft"), run.model_of("sft")
+    model, tok, base_sha = load_start(cfg.base or run.model_of("pretrain"), d.device)
     max_tokens = model.cfg.seq_len + 1  # inputs and targets are the ids shifted by one
-    files = data_files(run_dir, cfg, d, "sft")
+    files = data_files(run.root, cfg, d, "sft")
     train, train_summary = _load(files["train"], tok, max_tokens, cfg.on_too_long)
     val, val_summary = _load(files["val"], tok, max_tokens, cfg.on_too_long)
     data, val_data = Conversations(train, tok.pad_id), val
@@ -110,13 +112,12 @@ def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
     optimizer = trainable_setup(model, cfg)
     settings_fp = settings_fingerprint(cfg, base=base_sha, train=train_summary,
                                        tokenizer=tok.sha256)
-    ckpt_dir = out / "checkpoints"
-    start_step, train_time = resume_point(ckpt_dir, model, optimizer, settings_fp, resume)
-    if start_step == steps and is_finished(run_dir / "chat_sft", settings_fp):
-        print(f"{run_dir / 'chat_sft'} is already trained with these settings; nothing to do")
-        return {"steps": steps, "train_seconds": train_time, "skipped": True}
+    training = TrainingRun("sft", work, model, optimizer, d, settings_fp, resume)
+    if training.start_step == steps and is_finished(model_dir, settings_fp):
+        print(f"{model_dir} is already trained with these settings; nothing to do")
+        return {"steps": steps, "train_seconds": training.train_time, "skipped": True}
     if d.is_main:
-        save_config(out / "config.yaml", {**vars(cfg), "steps": steps, "data": {"train": train_summary, "val": val_summary}})
+        save_config(work.config, {**to_plain(cfg), "steps": steps, "data": {"train": train_summary, "val": val_summary}})
         print(f"sft: {len(train):,} training conversations ({len(val):,} held out), {steps} steps of {cfg.batch_size}")
     train_model = wrap_ddp(model, d)
 
@@ -151,16 +152,15 @@ def _sft(run_dir: Path, cfg: SFTConfig, resume: bool, d: Dist) -> dict:
     mean_tokens = sum(len(ids) for ids, _ in train) / len(train)
     settings = LoopSettings(steps, accum, int(cfg.batch_size * mean_tokens),
                             flops_per_token(model.cfg, round(mean_tokens), cfg.lora_rank), peak_flops(d.device)[0],
-                            cfg.warmup_steps, cfg.warmdown_frac, cfg.grad_clip, cfg.log_every, cfg.eval_every,
-                            cfg.checkpoint_every, cfg.keep_checkpoints)
-    metrics = MetricsLog(out / "metrics.jsonl", start_step, d.is_main, None)
-    loss, train_time = run_steps("sft", model, train_model, optimizer, d, settings, micro_loss, evaluate, metrics,
-                                 ckpt_dir, settings_fp, start_step, train_time)
+                            cfg.schedule, cfg.bookkeeping, cfg.grad_clip)
+    loss = training.train(settings, micro_loss, evaluate, train_model)
+    train_time = training.train_time
     summary = {"steps": steps, "final_loss": loss, "train_seconds": train_time}
     if d.is_main:
         summary.update(evaluate())
-        metrics.write({"step": steps, **{k: v for k, v in summary.items() if k == "val_loss"}, "train_time": train_time})
-        save_tuned(run_dir / "chat_sft", model, cfg, tok,
+        training.metrics.write({"step": steps, **{k: v for k, v in summary.items() if k == "val_loss"},
+                                "train_time": train_time})
+        save_tuned(model_dir, model, cfg, tok,
                    {"stage": "sft", "steps": steps, **summary, "settings_fingerprint": settings_fp})
     barrier(d)
     return summary

@@ -1,7 +1,7 @@
 """The base model as a "zip file" of its training text: sizes, their ratio, and held-out bits per byte next to
 classical compressors on the exact same held-out bytes (the validation Wikipedia articles of the run).
 
-Printed at the end of `llmlab pretrain` and saved as <run_dir>/pretrain/zip_view.json.
+Printed at the end of `llmlab pretrain` and saved as <run_dir>/preeval/zip_view.json.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import numpy as np
 from llmlab.data.compressors import SETTINGS, best_compressor, compressor_bpb
 from llmlab.data.store import iter_clean_docs
 from llmlab.files import read_json
+from llmlab.layout import RunDir
 from llmlab.model.bpb import bits_per_byte
 from llmlab.model.flops import count_params
 
@@ -33,7 +34,7 @@ def zip_view(model, tok, run_dir: Path, byte_lengths: np.ndarray, device="cpu") 
     table = compressor_bpb(heldout)
     best_name, best_bpb = best_compressor(table)
     params = count_params(model.cfg)["total"]
-    manifest = read_json(Path(run_dir) / "data" / "tokens" / "manifest.json")
+    manifest = read_json(RunDir(run_dir).tokens_manifest)
     train_bytes = manifest["splits"]["train"]["bytes"]
     return {
         "heldout_bytes": len(heldout),

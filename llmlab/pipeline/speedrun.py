@@ -3,7 +3,7 @@
     llmlab speedrun --run_dir runs/speedrun                      # the default preset (depth 3) on this machine
     llmlab speedrun --run_dir runs/t --preset tiny               # a smoke run: every stage, small
     llmlab speedrun --run_dir runs/d6 --preset d6                # bigger presets are meant for a GPU
-    llmlab speedrun --run_dir runs/x --depth 4 --train '{tokens: 2000000}' --sft '{epochs: 1}'
+    llmlab speedrun --run_dir runs/x --depth 4 --train.tokens 2000000 --sft.epochs 1
     torchrun --standalone --nproc_per_node 2 -m llmlab speedrun --run_dir runs/x   # training stages distributed
 
 Each stage calls the same function as its own command (`llmlab data prepare`, `pretrain`, `sft`, `prefs`), with
@@ -24,27 +24,32 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import fields
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from llmlab.data.prepare import PrepareConfig
 from llmlab.errors import LlmlabError
 from llmlab.files import atomic_write_json, file_sha256, read_json, to_plain
+from llmlab.layout import MODELS, STAGES, RunDir
+from llmlab.overrides import apply_overrides, overrides_of, with_values
+from llmlab.pipeline.prepare import prepare
+from llmlab.train.distributed import Dist, barrier, distributed
 from llmlab.train.prefs import PrefsConfig
 from llmlab.train.pretrain import PretrainConfig
-from llmlab.train.distributed import Dist, barrier, distributed
 from llmlab.train.sft import SFTConfig
 
-STAGES = ("data", "pretrain", "sft", "prefs", "eval", "report")
-MODELS = ("base", "chat_sft", "chat_dpo")  # what the eval stage evaluates, in pipeline order
+TrainOverrides = overrides_of(PretrainConfig)
+SFTOverrides = overrides_of(SFTConfig)
+PrefsOverrides = overrides_of(PrefsConfig)
 
-# Named sizes. Each gives the depth dial and overrides of the stages' defaults (PretrainConfig, SFTConfig,
-# PrefsConfig); --depth and --train/--sft/--prefs override them in turn. Times are in README.md ("Presets").
+# Named sizes. Each gives the depth dial and values that replace the stages' defaults (PretrainConfig, SFTConfig,
+# PrefsConfig; nested dicts for their groups); --depth and the typed --train/--sft/--prefs options override them in
+# turn. Times are in README.md ("Presets").
 PRESETS = {
     # every stage in about a minute on 2 cores (plus the evaluation): for smoke tests, not for quality
-    "tiny": {"depth": 2, "train": {"tokens": 300_000, "checkpoint_every": 25}, "sft": {"epochs": 0.25},
-             "prefs": {"epochs": 0.5}},
+    "tiny": {"depth": 2, "train": {"tokens": 300_000, "bookkeeping": {"checkpoint_every": 25}},
+             "sft": {"epochs": 0.25}, "prefs": {"epochs": 0.5}},
     # the CPU default: depth 3, 2 tokens per parameter (~7 min of pre-training on 2 cores), SFT 2 epochs, DPO 1
     "default": {"depth": 3, "train": {}, "sft": {}, "prefs": {}},
     # 2 tokens/param as on the CPU (~24 M tokens, ~8 passes over the built-in corpus's 3 M): meant for one GPU
@@ -55,25 +60,31 @@ PRESETS = {
 }
 
 
-def build_config(cls, values: dict, option: str):
-    """cls(**values), with unknown fields reported as an error naming the option and the valid fields."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise LlmlabError(f"--{option}: unknown field(s) {', '.join(unknown)}; "
-                          f"{cls.__name__} has {', '.join(sorted(known))}")
-    return cls(**values)
+@dataclass
+class StageSettings:
+    """The resolved settings of the three training stages of a speedrun."""
+
+    train: PretrainConfig
+    sft: SFTConfig
+    prefs: PrefsConfig
 
 
-def resolve_settings(preset: str, depth: int | None, train: dict | None, sft: dict | None, prefs: dict | None) -> dict:
-    """{"train": PretrainConfig, "sft": SFTConfig, "prefs": PrefsConfig}: the preset, then --depth, then overrides."""
+def resolve_settings(preset: str, depth: int | None = None, train=None, sft=None, prefs=None) -> StageSettings:
+    """The stages' defaults, then the preset's values, then --depth, then the overrides: typed (TrainOverrides,
+    SFTOverrides, PrefsOverrides, as the command line gives them) or plain dicts of fields (from Python); None: none."""
     if preset not in PRESETS:
         raise LlmlabError(f"--preset {preset!r}: unknown; presets are {', '.join(PRESETS)}")
     p = PRESETS[preset]
-    train_values = {"depth": depth or p["depth"], **p["train"], **(train or {})}
-    return {"train": build_config(PretrainConfig, train_values, "train"),
-            "sft": build_config(SFTConfig, {**p["sft"], **(sft or {})}, "sft"),
-            "prefs": build_config(PrefsConfig, {**p["prefs"], **(prefs or {})}, "prefs")}
+
+    def settle(cfg, preset_values: dict, overrides, option: str):
+        cfg = with_values(cfg, preset_values, f"preset {preset}: {option}")
+        if isinstance(overrides, dict):
+            return with_values(cfg, overrides, f"--{option}")
+        return apply_overrides(cfg, overrides)
+
+    return StageSettings(train=settle(PretrainConfig(), {"depth": depth or p["depth"], **p["train"]}, train, "train"),
+                         sft=settle(SFTConfig(), p["sft"], sft, "sft"),
+                         prefs=settle(PrefsConfig(), p["prefs"], prefs, "prefs"))
 
 
 def now() -> str:
@@ -84,7 +95,7 @@ class Progress:
     """<run_dir>/speedrun.json: the record of every stage, written by rank 0 only."""
 
     def __init__(self, run_dir: Path, enabled: bool):
-        self.path, self.enabled = Path(run_dir) / "speedrun.json", enabled
+        self.path, self.enabled = RunDir(run_dir).speedrun_record, enabled
         self.state = read_json(self.path) if self.path.exists() else {"stages": {}}
 
     def save(self) -> None:
@@ -125,11 +136,9 @@ class Progress:
 
 def data_stage(run_dir: Path, data: PrepareConfig, vocab_size: int) -> bool:
     """`llmlab data prepare`; returns whether it did any work (the token manifest was (re)written)."""
-    from llmlab.cli.data import prepare
-
-    manifest = Path(run_dir) / "data" / "tokens" / "manifest.json"
+    manifest = RunDir(run_dir).tokens_manifest
     before = manifest.stat().st_mtime_ns if manifest.exists() else None
-    prepare(run_dir=run_dir, data=data, vocab_size=vocab_size)
+    prepare(run_dir, data, vocab_size)
     return manifest.stat().st_mtime_ns != before
 
 
@@ -141,12 +150,13 @@ def evaluate_models(run_dir: Path, progress: Progress, eval_preset: str, seed: i
 
     done = progress.stage("eval").setdefault("models", {})
     did_work = False
+    run = RunDir(run_dir)
     for folder in MODELS:
-        model = Path(run_dir) / folder
+        model = run.model(folder)
         if not (model / "model.json").exists():
             raise LlmlabError(f"{model}: no model to evaluate (its training stage has not finished)")
         key = {"sha256": file_sha256(model / "model.safetensors"), "preset": eval_preset, "seed": seed}
-        out = Path(run_dir) / "eval" / folder
+        out = run.eval(folder)
         if done.get(folder) == key and (out / "summary.json").exists():
             print(f"eval: {out} is up to date; nothing to do")
             continue
@@ -164,20 +174,17 @@ def print_estimate(train: PretrainConfig, vocab_size: int, world: int) -> None:
     """What `llmlab plan` expects pre-training to take on this machine (an estimate: assumed MFU, probed peak)."""
     import torch
 
-    from llmlab.train.plan import format_duration, make_plan, resolve_hardware
+    from llmlab.train.plan import format_duration, plan_pretraining, resolve_hardware
 
-    model_cfg = train.model_config(vocab_size)
-    tokens = train.resolved(model_cfg)["tokens"]
     hardware = resolve_hardware("cuda", world) if torch.cuda.is_available() else resolve_hardware("cpu")
-    plan = make_plan(model_cfg, hardware, tokens=tokens)
-    print(f"speedrun: depth {train.depth}, {plan.params_total:,} parameters, {tokens:,} pre-training tokens; "
+    plan = plan_pretraining(train, vocab_size, hardware)
+    print(f"speedrun: depth {train.depth}, {plan.params_total:,} parameters, {plan.tokens:,.0f} pre-training tokens; "
           f"`llmlab plan` estimates {format_duration(plan.seconds)} of pre-training on {hardware.name} "
           f"(at MFU {hardware.mfu:g}; the whole speedrun adds data, SFT, DPO, eval and report)")
 
 
 def speedrun(run_dir: Path, preset: str = "default", depth: int | None = None, data: PrepareConfig | None = None,
-             vocab_size: int = 4096, train: dict | None = None, sft: dict | None = None, prefs: dict | None = None,
-             eval_preset: str = "quick", seed: int = 0) -> dict:
+             vocab_size: int = 4096, train=None, sft=None, prefs=None, eval_preset: str = "quick", seed: int = 0) -> dict:
     """Run every stage not yet finished (see the module docstring); returns speedrun.json's contents."""
     from llmlab.report.facts import environment
 
@@ -186,22 +193,23 @@ def speedrun(run_dir: Path, preset: str = "default", depth: int | None = None, d
     data = data or PrepareConfig()
     # One process group for the whole run: under torchrun the training stages' `distributed()` find it and join it,
     # where destroying and re-creating the default group between stages would race on the rendezvous store.
-    with distributed(settings["train"].device) as d:
+    with distributed(settings.train.bookkeeping.device) as d:
         progress = Progress(run_dir, enabled=d.is_main)
-        progress.state.update(preset=preset, settings=to_plain({"data": data, "vocab_size": vocab_size, **settings,
-                                                                "eval_preset": eval_preset, "seed": seed}))
+        progress.state.update(preset=preset, settings=to_plain({"data": data, "vocab_size": vocab_size,
+                                                                **vars(settings), "eval_preset": eval_preset,
+                                                                "seed": seed}))
         progress.state["environment"] = environment(d.world, d.device.type)
         progress.state.setdefault("started", now())
         progress.save()
         if d.is_main:
-            print_estimate(settings["train"], vocab_size, d.world)
+            print_estimate(settings.train, vocab_size, d.world)
         run_stages(run_dir, d, progress, settings, data, vocab_size, eval_preset, seed)
     if d.is_main:
         print_summary(run_dir, progress.state)
     return progress.state
 
 
-def run_stages(run_dir: Path, d: Dist, progress: Progress, settings: dict, data: PrepareConfig, vocab_size: int,
+def run_stages(run_dir: Path, d: Dist, progress: Progress, settings: StageSettings, data: PrepareConfig, vocab_size: int,
                eval_preset: str, seed: int) -> None:
     from llmlab.report.render import write_report
     from llmlab.train import prefs as prefs_stage
@@ -216,9 +224,9 @@ def run_stages(run_dir: Path, d: Dist, progress: Progress, settings: dict, data:
 
     steps = {
         "data": lambda: on_main(lambda: data_stage(run_dir, data, vocab_size)),
-        "pretrain": lambda: not pretrain_stage.pretrain(run_dir, settings["train"], resume=True).get("skipped"),
-        "sft": lambda: not sft_stage.sft(run_dir, settings["sft"], resume=True).get("skipped"),
-        "prefs": lambda: not prefs_stage.prefs(run_dir, settings["prefs"], resume=True).get("skipped"),
+        "pretrain": lambda: not pretrain_stage.pretrain(run_dir, settings.train, resume=True).get("skipped"),
+        "sft": lambda: not sft_stage.sft(run_dir, settings.sft, resume=True).get("skipped"),
+        "prefs": lambda: not prefs_stage.prefs(run_dir, settings.prefs, resume=True).get("skipped"),
         "eval": lambda: on_main(lambda: evaluate_models(run_dir, progress, eval_preset, seed)),
         "report": lambda: on_main(lambda: bool(write_report(run_dir))),
     }
@@ -244,8 +252,9 @@ def print_summary(run_dir: Path, state: dict) -> None:
         seconds = record.get("seconds")
         when = "" if "checked" not in record else " (found finished on this run)"
         print(f"  {name:<9} {record.get('status', '-'):<8} {'-' if seconds is None else f'{seconds:8.1f} s'}{when}")
-    print(f"\nreport: {run_dir / 'report' / 'report.md'} (self-contained page: {run_dir / 'report' / 'report.html'})")
-    print(f"chat with the assistant: {llmlab_command()} chat --model {run_dir / 'chat_dpo'}")
+    run = RunDir(run_dir)
+    print(f"\nreport: {run.report / 'report.md'} (self-contained page: {run.report / 'report.html'})")
+    print(f"chat with the assistant: {llmlab_command()} chat --model {run.model_of('prefs')}")
 
 
 def llmlab_command() -> str:

@@ -9,16 +9,13 @@ from pathlib import Path
 
 from llmlab.data.assistant import build_default_mixture, write_mixture
 from llmlab.data.clean import normalize_text
-from llmlab.train.distributed import Dist, barrier
+from llmlab.layout import RunDir
 
 
-def default_data_files(run_dir: Path, d: Dist | None = None) -> dict[str, Path]:
-    """{"sft_train", "sft_val", "prefs_train", "prefs_val"} -> path; generates the files on first use (under
-    torchrun, the main process writes them while the others wait)."""
-    if d is not None and not d.is_main:
-        barrier(d)
-        return default_data_files(run_dir)
-    folder = Path(run_dir) / "assistant_data"
+def default_data_files(run_dir: Path) -> dict[str, Path]:
+    """{"sft_train", "sft_val", "prefs_train", "prefs_val"} -> path; generates the files on first use. Under torchrun
+    one process must write them first (llmlab.train.distributed.main_first)."""
+    folder = RunDir(run_dir).assistant_data
     if not (folder / "counts.json").exists():
         mix = build_default_mixture()
         for part in (*mix["sft"].values(), *mix["prefs"].values()):
@@ -29,6 +26,4 @@ def default_data_files(run_dir: Path, d: Dist | None = None) -> dict[str, Path]:
                     if answer in row:
                         row[answer] = normalize_text(row[answer])
         write_mixture(mix, folder)
-    if d is not None:
-        barrier(d)
     return {name: folder / f"{name}.jsonl" for name in ("sft_train", "sft_val", "prefs_train", "prefs_val")}

@@ -31,13 +31,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from llmlab.data.assistant_safety import REFUSAL
+from llmlab.data.default_data import default_data_files
+from llmlab.engine.conversation import greedy_replies
 from llmlab.errors import LlmlabError
 from llmlab.eval.scoring import token_f1, wilson
 from llmlab.eval.suite import run_evals
-from llmlab.files import atomic_write_json, save_config
+from llmlab.files import atomic_write_json, save_config, to_plain
+from llmlab.layout import RunDir
 from llmlab.model.folder import load_model_folder, save_model_folder
 from llmlab.monitor.store import Store, write_jsonl
-from llmlab.train.default_data import default_data_files
 from llmlab.train.prefs import PrefsConfig, prefs
 from llmlab.train.sft import SFTConfig, sft
 
@@ -105,19 +107,10 @@ def misbehaves(answer: str, ideal: str, flagged: str) -> bool:
     return score < F1_OK or score <= token_f1(answer, flagged)
 
 
-def greedy_answers(model, tok, prompts: list[list[dict]], max_tokens: int) -> list[str]:
-    from llmlab.engine.generate import generate_ids
-    from llmlab.tokenizer.chat import render_prompt
-
-    stop = tok.special_ids["end_of_turn"]
-    return [tok.decode(generate_ids(model, render_prompt(tok, p), max_tokens, temperature=0.0, stop_ids={stop})[0])
-            for p in prompts]
-
-
 def misbehaviour(model, tok, items: list[dict], max_tokens: int) -> dict:
     """{"rate", "n", "ci95", "not_ideal", "answers", "misbehaves"} of `model` on corrections (dicts with prompt,
     ideal and answer); not_ideal is the stricter share of answers that are not exactly the ideal response."""
-    answers = greedy_answers(model, tok, [c["prompt"] for c in items], max_tokens)
+    answers = greedy_replies(model, tok, [c["prompt"] for c in items], max_tokens)
     bad = [misbehaves(a, c["ideal"], c["answer"]) for a, c in zip(answers, items)]
     differ = [a.strip() != c["ideal"].strip() for a, c in zip(answers, items)]
     return {"rate": sum(bad) / len(bad), "n": len(bad), "ci95": list(wilson(sum(bad), len(bad))),
@@ -160,18 +153,19 @@ def _mix(new_rows: list[dict], old_files: list[Path], cfg: FlywheelConfig, out: 
 
 def flywheel(run_dir: Path, db: Path, cfg: FlywheelConfig) -> dict:
     """One turn (module docstring); returns the report, also saved as <run_dir>/flywheel/<name>/report.json."""
-    run_dir = Path(run_dir)
+    run = RunDir(run_dir)
     store = Store(db)
-    start = run_dir / cfg.start
+    start = run.model(cfg.start)
     name = cfg.name or next_name(cfg.start)
-    if (run_dir / name).exists():
-        raise LlmlabError(f"{run_dir / name} exists already: pick another --name or remove it")
+    if run.model(name).exists():
+        raise LlmlabError(f"{run.model(name)} exists already: pick another --name or remove it")
     corrections = store.corrections()
     if not corrections:
         raise LlmlabError(f"{db}: no labelled answers yet; flag answers in the chat page and write their ideal "
                           f"responses in the labeling page (/label) first")
-    work = run_dir / "flywheel" / name
-    save_config(work / "config.yaml", {"run_dir": run_dir, "db": db, **vars(cfg)})
+    turn = run.flywheel(name)  # a run directory of its own: sft/, chat_sft/, prefs/, chat_dpo/, eval/
+    work = turn.root
+    save_config(work / "config.yaml", {"run_dir": run.root, "db": db, **to_plain(cfg)})
     held_out = [c for c in corrections if _held_out(c["message_id"], cfg.holdout, cfg.seed)]
     trained = [c for c in corrections if c not in held_out]
     if not trained:
@@ -183,18 +177,18 @@ def flywheel(run_dir: Path, db: Path, cfg: FlywheelConfig) -> dict:
     store.export_dpo(data / "pairs.jsonl")
     sft_rows = [r for r in _read_jsonl(data / "corrections.jsonl") if r["message_id"] not in skip]
     pair_rows = [r for r in _read_jsonl(data / "pairs.jsonl") if r.get("message_id") not in skip]
-    defaults = None if cfg.old_sft_files and (cfg.old_prefs_files or not cfg.dpo) else default_data_files(run_dir)
+    defaults = None if cfg.old_sft_files and (cfg.old_prefs_files or not cfg.dpo) else default_data_files(run.root)
     report = {"name": name, "start": cfg.start, "corrections": len(corrections), "trained": len(trained),
               "held_out": len(held_out), "pairs": len(pair_rows)}
     report["sft_data"] = _mix(sft_rows, cfg.old_sft_files or [defaults["sft_train"]], cfg, data / "sft_train.jsonl")
     sft(work, replace(cfg.sft, base=start, train_files=[data / "sft_train.jsonl"], val_files=[]), resume=True)
-    final = work / "chat_sft"
+    final = turn.model_of("sft")
     if cfg.dpo and pair_rows:
         report["prefs_data"] = _mix(pair_rows, cfg.old_prefs_files or [defaults["prefs_train"]], cfg,
                                     data / "prefs_train.jsonl")
         prefs(work, replace(cfg.prefs, start=final, train_files=[data / "prefs_train.jsonl"], val_files=[]),
               resume=True)
-        final = work / "chat_dpo"
+        final = turn.model_of("prefs")
 
     old_model, tok, _ = load_model_folder(start)
     new_model, _, new_meta = load_model_folder(final)
@@ -207,12 +201,12 @@ def flywheel(run_dir: Path, db: Path, cfg: FlywheelConfig) -> dict:
     if cfg.evals:
         sizes = {"chat_max_tokens": cfg.max_tokens, **({"chat": cfg.eval_limit, "knowledge": cfg.eval_limit}
                                                         if cfg.eval_limit else {})}
-        before, after = (run_evals(folder, work / "eval" / folder.name, run_dir=run_dir, names=cfg.evals, sizes=sizes,
+        before, after = (run_evals(folder, turn.eval(folder.name), run_dir=run.root, names=cfg.evals, sizes=sizes,
                                    seed=cfg.seed) for folder in (start, final))
         report["regular"] = compare_regular(before, after)
-    save_model_folder(run_dir / name, new_model, tok.folder,
+    save_model_folder(run.model(name), new_model, tok.folder,
                       {**new_meta, "flywheel": {"from": cfg.start, "data": str(data)}})
-    store.register_model(name, str(run_dir / name), {"from": cfg.start, "report": str(work / "report.json")})
+    store.register_model(name, str(run.model(name)), {"from": cfg.start, "report": str(work / "report.json")})
     atomic_write_json(work / "report.json", report)
     return report
 
