@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/speedrun
 
-.PHONY: install speedrun test bench clean
+.PHONY: install speedrun test test-fast lint-imports bench clean
 
 install: $(STAMP)
 
@@ -30,6 +30,13 @@ speedrun: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# the edit-test loop: every test but those marked slow (~40 s on 2 cores), the layer contract included
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint-imports: install
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python bench/bench_tokenize.py

@@ -40,8 +40,8 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         run = linked_run(data_run, OUT / f"variant{i}")
-        llmlab("pretrain", "--run_dir", str(run), "--train.tokens", str(args.tokens), "--train.eval_every", "0",
-               "--train.checkpoint_every", "0", *extra)
+        llmlab("pretrain", "--run_dir", str(run), "--train.tokens", str(args.tokens),
+               "--train.bookkeeping.eval_every", "0", "--train.bookkeeping.checkpoint_every", "0", *extra)
         results[name] = summarise(run)
         (OUT / "results.json").write_text(json.dumps(results, indent=2))
     print(f"\n{args.tokens:,} tokens each\n{'variant':<28}{'val bpb':>9}{'wiki bpb':>10}{'tok/s':>9}{'train s':>9}")

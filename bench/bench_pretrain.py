@@ -50,11 +50,11 @@ def main() -> None:
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     data_run = prepared_data()
-    common = ["--train.eval_every", str(args.eval_every), "--train.checkpoint_every", "0"]
+    common = ["--train.bookkeeping.eval_every", str(args.eval_every), "--train.bookkeeping.checkpoint_every", "0"]
 
     calib = linked_run(data_run, OUT / "calibrate")
     llmlab("pretrain", "--run_dir", str(calib), "--train.preset", "gpt2-adamw", "--train.tokens", str(30 * 16 * 256),
-           "--train.log_every", "5", *common)
+           "--train.bookkeeping.log_every", "5", *common)
     tok_s = summarise(calib)["tok_s"]
     baseline_tokens = int(tok_s * args.baseline_minutes * 60)
 

@@ -27,8 +27,8 @@ PY=${PYTHON:-python3}
     timeout 200 $PY bench/bench_throughput.py --device cuda --steps 20 $size
   done
   echo "== llmlab pretrain, depth 12, 30 M tokens"
-  timeout 300 $PY -m llmlab pretrain --run_dir "$RUN" --train.device cuda --train.depth 12 --train.seq_len 1024 \
-    --train.compile true --train.tokens 30000000 --train.eval_every 100 --train.log_every 10
+  timeout 300 $PY -m llmlab pretrain --run_dir "$RUN" --train.bookkeeping.device cuda --train.depth 12 --train.seq_len 1024 \
+    --train.bookkeeping.compile true --train.tokens 30000000 --train.bookkeeping.eval_every 100 --train.bookkeeping.log_every 10
   cp "$RUN/pretrain/metrics.jsonl" "$OUT/pretrain_metrics.jsonl"
   date -u
 } 2>&1 | tee "$OUT/gpu_check.log"

@@ -19,7 +19,10 @@ from llmlab.train.sft import SFTConfig, sft
 from conftest import FACTS, chat
 
 WRONG = {"blue": "night", "white": "grass", "yellow": "apple"}  # version 1 learned these facts wrong
-FAST = dict(muon_lr=0.02, embed_lr=0.05, lr=0.004, bookkeeping=Bookkeeping(log_every=100, eval_every=0))  # as tests/test_sft.py: tiny model
+FAST = dict(muon_lr=0.02, embed_lr=0.05, lr=0.004)  # as tests/test_sft.py: tiny model
+QUIET = Bookkeeping(log_every=100, eval_every=0)
+FAST_CLI = [*[f"--flywheel.sft.{k}={v}" for k, v in FAST.items()], "--flywheel.sft.bookkeeping.log_every=100",
+            "--flywheel.sft.bookkeeping.eval_every=0"]
 
 
 def test_misbehaviour_judge_and_names():
@@ -43,7 +46,7 @@ def test_flags_and_corrections_make_a_better_next_version(sft_run, tmp_path, cap
         for color, thing in FACTS:
             if color not in WRONG:
                 f.write(json.dumps(chat(color, thing)) + "\n")
-    sft(sft_run, SFTConfig(train_files=[tmp_path / "v1.jsonl"], epochs=40, batch_size=6, **FAST))
+    sft(sft_run, SFTConfig(train_files=[tmp_path / "v1.jsonl"], epochs=40, batch_size=6, bookkeeping=QUIET, **FAST))
     db = sft_run / "serve.sqlite"
     store = Store(db)
     store.register_model("chat_sft", str(sft_run / "chat_sft"))
@@ -68,7 +71,7 @@ def test_flags_and_corrections_make_a_better_next_version(sft_run, tmp_path, cap
                  "--flywheel.old_sft_files", json.dumps([str(tmp_path / "old.jsonl")]), "--flywheel.eval_limit", "3",
                  "--flywheel.evals", "[turn_ending,arithmetic,refusal,over_refusal]",
                  "--flywheel.max_tokens", "12", "--flywheel.sft.epochs", "15", "--flywheel.sft.batch_size", "5",
-                 *[f"--flywheel.sft.{k}={v}" for k, v in FAST.items()]])
+                 *FAST_CLI])
     assert code == 0
     out = capsys.readouterr().out
     assert "misbehaviour on the trained flagged prompts: 1.00 -> 0.00 (n=3; not exactly the ideal: 1.00 -> 0.00)" in out
@@ -84,7 +87,7 @@ def test_flags_and_corrections_make_a_better_next_version(sft_run, tmp_path, cap
                  "--flywheel.old_sft_files", json.dumps([str(tmp_path / "old.jsonl")]), "--flywheel.dpo", "true",
                  "--flywheel.old_ratio", "0", "--flywheel.evals", "[]",
                  "--flywheel.max_tokens", "12", "--flywheel.sft.epochs", "15", "--flywheel.sft.batch_size", "5",
-                 "--flywheel.prefs.batch_size", "4", *[f"--flywheel.sft.{k}={v}" for k, v in FAST.items()]]) == 0
+                 "--flywheel.prefs.batch_size", "4", *FAST_CLI]) == 0
     report = json.loads((sft_run / "flywheel" / "chat_v2b" / "report.json").read_text())
     assert report["prefs_data"] == {"new": 3, "repeated": 12, "old": 0} and "regular" not in report
     assert load_model_folder(sft_run / "chat_v2b")[2]["stage"] == "dpo"
