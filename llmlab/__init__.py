@@ -5,7 +5,8 @@ contract in pyproject.toml; docs/architecture.md has the picture and where a new
 
     errors, files, layout, overrides, hardware   user-facing errors, atomic writes, the run directory's paths,
                                                  partial configs, the accelerator table
-    data | tokenizer    the corpus, cleaning, dedup, shards, the default fine-tuning data | byte-level BPE, chat format
+    tokenizer           byte-level BPE, special tokens, the chat format, chat data in the formats users have
+    data                the corpus, sources, records in any format, cleaning, dedup, shards, the default mixture
     model               the transformer, its counts, model folders, imports/exports (HF, GGUF), bits per byte
     tasks | tools       (the labs' shared pieces: checkable tasks, tools; optional until they exist)
     engine              sampling with a KV cache, continuous batching, conversations

@@ -163,8 +163,9 @@ def test_sft_formats(tok, tmp_path):
         {"messages": [USER, {"role": "assistant", "content": None, "tool_call": "x"}]},
     ]
     records, summary = load_sft_file(write_jsonl(tmp_path / "sft.jsonl", rows), tok)
-    assert summary == {"file": str(tmp_path / "sft.jsonl"), "read": 5, "kept": 5, "truncated": 0, "skipped": {},
-                       "problems": []}
+    assert summary == {"file": str(tmp_path / "sft.jsonl"), "format": "jsonl", "read": 5, "kept": 5, "truncated": 0,
+                       "skipped": {}, "problems": [],
+                       "shapes": {"messages": 2, "prompt/completion": 2, "sharegpt": 1}}
     assert records[1]["messages"] == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
     assert records[3]["messages"][1] == {"role": "assistant", "content": "Hey."}
     assert records[4]["messages"][1] == {"role": "assistant", "content": "", "tool_call": "x"}
@@ -204,12 +205,13 @@ def test_sft_validation_names_file_and_line(tok, tmp_path):
     assert summary["problems"][:5] == [
         f"{path}:2: not valid JSON (Expecting value: line 1 column 15 (char 14))",
         f"{path}:3: expected a JSON object, got list",
-        f"{path}:4: expected a 'messages', 'conversations' or 'prompt'/'completion' field",
+        f"{path}:4: expected a 'messages', 'conversations', 'prompt'/'completion' or Alpaca 'instruction'/'output' "
+        "field",
         f"{path}:5: messages[0]: unknown role 'robot' (expected one of system, user, assistant, tool, document)",
         f"{path}:6: messages[1]: empty assistant message",
     ]
     for row in rows[6:14]:  # a file of bad lines only is an error that names them
-        with pytest.raises(LlmlabError, match="one.jsonl: no usable SFT records in 1 lines .*one.jsonl:1: "):
+        with pytest.raises(LlmlabError, match="one.jsonl: no usable SFT records in 1 records of jsonl .*one.jsonl:1: "):
             load_sft_file(write_jsonl(tmp_path / "one.jsonl", [row]), tok)
     problems = [load_sft_file(write_jsonl(tmp_path / "x.jsonl", [good, row]))[1]["problems"][0]
                 for row in rows[6:10]]
@@ -237,7 +239,7 @@ def test_too_long_and_empty_files(tok, tmp_path):
         load_sft_file(path, tok, on_too_long="wrap")
     with pytest.raises(LlmlabError, match=f"{tmp_path / 'empty.jsonl'}: no usable SFT records"):
         load_sft_file(write_jsonl(tmp_path / "empty.jsonl", []))
-    with pytest.raises(LlmlabError, match="cannot read"):
+    with pytest.raises(LlmlabError, match="missing.jsonl: no such file"):
         load_sft_file(tmp_path / "missing.jsonl")
 
 

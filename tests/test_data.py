@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import make_text
-from llmlab.pipeline.prepare import prepare
 from llmlab.data.clean import CleanConfig, clean_text
 from llmlab.data.minhash import near_duplicates, signature
 from llmlab.data.prepare import PrepareConfig
@@ -23,6 +22,7 @@ from llmlab.data.split import is_reserved_title, split_of
 from llmlab.data.store import iter_clean_docs
 from llmlab.errors import LlmlabError
 from llmlab.files import read_json
+from llmlab.pipeline.prepare import prepare
 from llmlab.tokenizer.bpe import Tokenizer
 
 
@@ -121,10 +121,21 @@ def test_empty_folder_binary_invalid_utf8_and_missing_path_are_named(tmp_path):
     docs, p2 = docs_of(f"txt:{tmp_path / 'mixed'}")
     _, p3 = docs_of(f"txt:{tmp_path / 'nope'}")
     assert p1.items == [f"{tmp_path / 'empty'}: folder holds no .txt/.md files"]
-    assert [d.text for d in docs] == ["fine text here"]
+    assert [d.text for d in docs] == ["good start caf\ufffd", "fine text here"]  # the bad byte replaced, text kept
     assert any("bin.txt: binary file" in p for p in p2.items)
-    assert any("latin1.txt: invalid UTF-8 at byte 14" in p for p in p2.items)
+    assert any("latin1.txt: 1 invalid UTF-8 byte(s) replaced by U+FFFD" in p for p in p2.items)
     assert p3.items == [f"{tmp_path / 'nope'}: no such file or folder"]
+
+
+def test_invalid_utf8_can_skip_the_rest_of_the_file_instead(tmp_path):
+    (tmp_path / "bad.txt").write_bytes("good start ".encode() + b"caf\xe9 and more\n\n" + "é".encode() * 3)
+    problems = Problems()
+    kept = list(iter_source(f"txt:{tmp_path / 'bad.txt'}", problems, 100_000, on_invalid_utf8="skip"))
+    assert kept == [] and "invalid UTF-8 at byte 14; rest of the file skipped" in problems.items[0]
+    replaced = list(iter_source(f"txt:{tmp_path / 'bad.txt'}", Problems(), 100_000))
+    assert [d.text for d in replaced] == ["good start caf\ufffd and more\n\nééé"]
+    with pytest.raises(LlmlabError, match="on_invalid_utf8: 'drop'"):
+        PrepareConfig(on_invalid_utf8="drop")
 
 
 def test_unreadable_file_is_named_and_skipped(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ Every command also takes `--config FILE.yaml` (values from a file, overridden by
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 
@@ -27,8 +28,9 @@ def commands() -> dict:
     return {
         "arena": store.arena,
         "chat": chat.chat,
-        "data": {"_help": "Build a run's dataset (clean, dedup, tokenize into shards) and describe it.",
-                 "prepare": data.prepare, "stats": data.stats},
+        "data": {"_help": "Build a run's dataset (clean, dedup, tokenize into shards), describe it, check "
+                          "fine-tuning files.",
+                 "prepare": data.prepare, "stats": data.stats, "check": data.check},
         "eval": {"_help": "Evaluate a model.", "run": eval.run, "chat": eval.chat, "list": eval.list_evals},
         "export": {"_help": "Write a model as a Hugging Face folder or a GGUF file.", "hf": export.hf,
                    "gguf": export.gguf},
@@ -55,6 +57,32 @@ def commands() -> dict:
     }
 
 
+# Commands whose plain words after the command name are their one list argument (jsonargparse has no variadic
+# positionals): `llmlab data check a.json b.jsonl` is `llmlab data check '["a.json", "b.jsonl"]'`.
+VARIADIC = {("data", "check")}
+FLAGS = ("-h", "--help")  # options that take no value
+
+
+def gather_words(argv: list[str]) -> list[str]:
+    """argv with a variadic command's plain words (those that are not an option's value) gathered into its list."""
+    for command in VARIADIC:
+        if tuple(argv[:len(command)]) != command:
+            continue
+        rest, words, kept, i = argv[len(command):], [], [], 0
+        while i < len(rest):
+            arg = rest[i]
+            if arg.startswith("-"):
+                kept.append(arg)
+                if "=" not in arg and arg not in FLAGS and i + 1 < len(rest):
+                    kept.append(rest[i + 1])
+                    i += 1
+            else:
+                words.append(arg)
+            i += 1
+        return [*command, *([json.dumps(words)] if words else []), *kept]
+    return argv
+
+
 def normalise_option_names(argv: list[str]) -> list[str]:
     """Accept `--run-dir` for `--run_dir`: jsonargparse names options after Python parameters."""
     out = []
@@ -70,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from jsonargparse import CLI
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    argv = normalise_option_names(sys.argv[1:] if argv is None else argv)
+    argv = gather_words(normalise_option_names(sys.argv[1:] if argv is None else argv))
     try:
         CLI(commands(), args=argv, prog="llmlab", description=__doc__.split("\n\n")[0])
     except LlmlabError as e:

@@ -34,7 +34,7 @@ from llmlab.data.clean import STEPS, CleanConfig, clean_text
 from llmlab.data.corpus import Document
 from llmlab.data.minhash import near_duplicates, read_signatures, signature, write_signatures
 from llmlab.data.shards import ShardWriter, token_dtype
-from llmlab.data.sources import Problems, iter_source, parse_spec
+from llmlab.data.sources import INVALID_UTF8_POLICIES, Problems, iter_source, parse_spec
 from llmlab.data.split import RESERVED_FRACTION, VAL_FRACTION, is_reserved_title, split_of
 from llmlab.data.store import iter_clean_docs
 from llmlab.errors import LlmlabError
@@ -58,6 +58,9 @@ class PrepareConfig:
         val_fraction: share of documents held out (by a hash of the document id).
         reserved_fraction: share of train Wikipedia titles kept out of fine-tuning for the knowledge test.
         max_doc_chars: text files longer than this are cut at blank lines into several documents.
+        on_invalid_utf8: what to do with invalid UTF-8 in a text file: replace (keep the text, each bad byte
+            becomes U+FFFD; the count is reported) or skip (leave out the file's text from the first bad byte on,
+            reported). JSONL lines with invalid UTF-8 are skipped either way.
         shard_tokens: tokens per shard file (a document never straddles two shards).
         workers: worker processes for cleaning and tokenizing (0: one per CPU core).
     """
@@ -67,6 +70,7 @@ class PrepareConfig:
     val_fraction: float = VAL_FRACTION
     reserved_fraction: float = RESERVED_FRACTION
     max_doc_chars: int = 100_000
+    on_invalid_utf8: str = "replace"
     shard_tokens: int = 50_000_000
     workers: int = 0
 
@@ -77,6 +81,9 @@ class PrepareConfig:
             parse_spec(spec)
         if not 0.0 < self.val_fraction < 1.0:
             raise LlmlabError(f"val_fraction: {self.val_fraction} is not between 0 and 1")
+        if self.on_invalid_utf8 not in INVALID_UTF8_POLICIES:
+            raise LlmlabError(f"on_invalid_utf8: {self.on_invalid_utf8!r} is not one of "
+                              f"{', '.join(INVALID_UTF8_POLICIES)}")
 
     def n_workers(self) -> int:
         return self.workers or os.cpu_count() or 1
@@ -169,7 +176,7 @@ def clean_stage(run_dir: Path, cfg: PrepareConfig) -> dict:
     def all_docs() -> Iterator[Document]:
         for spec in cfg.sources:
             try:
-                yield from iter_source(spec, problems, cfg.max_doc_chars)
+                yield from iter_source(spec, problems, cfg.max_doc_chars, cfg.on_invalid_utf8)
             except LlmlabError as e:  # e.g. a missing data package: report, go on with the other sources
                 problems.add(spec, str(e))
 

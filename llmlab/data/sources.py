@@ -8,8 +8,10 @@
     hf:NAME[/config=C][#FIELD]  a Hugging Face dataset's train split, streamed by name (needs the `hf` extra and
                          the network)
 
-Bad input never stops the other sources: an unreadable or binary file, invalid UTF-8, a malformed JSONL line or
-a missing field is reported (file and line) in `problems` and skipped. Sources stream: nothing is read whole
+Bad input never stops the other sources: an unreadable or binary file, a malformed JSONL line or a missing field is
+reported (file and line) in `problems` and skipped. Invalid UTF-8 in a text file is replaced by U+FFFD, the text
+kept and the count reported (on_invalid_utf8="replace", the default: it loses least), or the file's text from the
+first bad byte on is left out ("skip"). Sources stream: nothing is read whole
 except the built-in corpus (11 MB).
 """
 
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 TEXT_SUFFIXES = (".txt", ".md")
 READ_BLOCK = 1 << 20  # text files are decoded 1 MB at a time
 MAX_JSONL_LINE_BYTES = 64 << 20  # a longer line is skipped (named) rather than loaded
+INVALID_UTF8_POLICIES = ("replace", "skip")
 
 
 @dataclass
@@ -38,10 +41,11 @@ class Problems:
 
     items: list[str] = field(default_factory=list)
 
-    def add(self, where: str, what: str) -> None:
+    def add(self, where: str, what: str, kept: bool = False) -> None:
+        """Record bad input; `kept`: it was repaired and its text kept, not skipped."""
         message = f"{where}: {what}"
         self.items.append(message)
-        log.warning("skipped: %s", message)
+        log.warning("%s: %s", "repaired" if kept else "skipped", message)
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ def parse_spec(spec: str) -> tuple[str, str, str | None]:
     return kind, path, (text_field or "text") if kind != "txt" else None
 
 
-def iter_source(spec: str, problems: Problems, max_doc_chars: int) -> Iterator[Document]:
+def iter_source(spec: str, problems: Problems, max_doc_chars: int,
+                on_invalid_utf8: str = "replace") -> Iterator[Document]:
     """All documents of one source spec (see the module docstring)."""
     kind, target, text_field = parse_spec(spec)
     if kind == "builtin":
@@ -88,7 +93,8 @@ def iter_source(spec: str, problems: Problems, max_doc_chars: int) -> Iterator[D
             # ids are relative to the source's root, so the split does not change when the folder moves
             doc = DocNaming(id=f"{kind}:{path.relative_to(root).as_posix()}", source=spec)
             try:
-                yield from reader(path, problems, doc, max_doc_chars=max_doc_chars, text_field=text_field)
+                yield from reader(path, problems, doc, max_doc_chars=max_doc_chars, text_field=text_field,
+                                  on_invalid_utf8=on_invalid_utf8)
             except OSError as e:
                 problems.add(str(path), f"unreadable ({e.strerror or e})")
 
@@ -110,21 +116,25 @@ def _looks_binary(path: Path) -> bool:
         return b"\x00" in f.read(8192)
 
 
-def _text_file(path: Path, problems: Problems, doc: DocNaming, max_doc_chars: int, **_) -> Iterator[Document]:
+def _text_file(path: Path, problems: Problems, doc: DocNaming, max_doc_chars: int, on_invalid_utf8: str,
+               **_) -> Iterator[Document]:
     """A text file as one document, or several cut at blank lines when longer than max_doc_chars."""
     if _looks_binary(path):
         problems.add(str(path), "binary file (NUL bytes in the first 8 KB)")
         return
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
-    buf, offset, part = "", 0, 0
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict" if on_invalid_utf8 == "skip" else REPLACE)
+    buf, offset, part, replaced = "", 0, 0, 0
     with open(path, "rb") as f:
         while True:
             block = f.read(READ_BLOCK)
             pending = len(decoder.getstate()[0])  # bytes of a split character held back from the last block
+            before = _replaced_bytes[0]
             try:
                 buf += decoder.decode(block, final=not block)
+                replaced += _replaced_bytes[0] - before  # this call's replacements, whatever else is being read
             except UnicodeDecodeError as e:
-                problems.add(str(path), f"invalid UTF-8 at byte {offset - pending + e.start}; rest of the file skipped")
+                problems.add(str(path), f"invalid UTF-8 at byte {offset - pending + e.start}; rest of the file skipped "
+                                        f"(--data.on_invalid_utf8 replace keeps it)")
                 return
             offset += len(block)
             while len(buf) > max_doc_chars:
@@ -138,6 +148,21 @@ def _text_file(path: Path, problems: Problems, doc: DocNaming, max_doc_chars: in
                 break
     if buf.strip():
         yield Document(id=f"{doc.id}#{part}" if part else doc.id, text=buf, source=doc.source)
+    if replaced:
+        problems.add(str(path), f"{replaced} invalid UTF-8 byte(s) replaced by U+FFFD, the text kept "
+                                f"(--data.on_invalid_utf8 skip leaves the rest of such a file out)", kept=True)
+
+
+REPLACE = "llmlab-replace"  # a codecs error handler: each undecodable byte run -> U+FFFD, its bytes counted
+_replaced_bytes = [0]
+
+
+def _replace_and_count(error: UnicodeDecodeError) -> tuple[str, int]:
+    _replaced_bytes[0] += error.end - error.start
+    return "\ufffd", error.end
+
+
+codecs.register_error(REPLACE, _replace_and_count)
 
 
 def _jsonl_file(path: Path, problems: Problems, doc: DocNaming, text_field: str, **_) -> Iterator[Document]:

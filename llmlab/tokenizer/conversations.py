@@ -1,37 +1,47 @@
-"""Load chat data from the JSONL files users already have, for SFT and preference tuning (DPO).
+"""Load chat data in the formats users already have, for SFT and preference tuning (DPO).
 
-    records, summary = load_sft_file("chats.jsonl", tok, max_tokens=1024, on_too_long="skip")
+    records, summary = load_sft_file("alpaca_data.json", tok, max_tokens=1024, on_too_long="skip")
     records[0]["ids"], records[0]["mask"]   # rendered with llmlab.tokenizer.chat; mask 1 where the loss applies
-    pairs, summary = load_preference_file("prefs.jsonl", tok, max_tokens=1024)
+    pairs, summary = load_preference_file("hh.jsonl", tok, max_tokens=1024)
     pairs[0]            # {"prompt_messages": [...], "chosen": "...", "rejected": "..."}
 
-One JSON object per line, in TRL's row shapes (strings or lists of {"role", "content"} messages):
+The records come from JSONL, a JSON array, Parquet, a folder saved by `datasets` or hf:NAME[@SPLIT]
+(llmlab.data.records detects which); each record is one of these shapes, detected per record (strings or lists of
+{"role", "content"} messages):
 
-    SFT          {"messages": [...]}                      every assistant message is trained
+    SFT          {"messages": [...]}                      OpenAI / TRL: every assistant message is trained
                  {"conversations": [{"from", "value"}]}   ShareGPT (human/gpt/system/tool), mapped to messages
                  {"prompt": str, "completion": str}       a user/assistant pair; only the completion is trained
                  {"prompt": [...], "completion": [...]}   conversational; only the completion messages are trained
+                 {"instruction", "input", "output"}       Alpaca: instruction + (a blank line + input, when not
+                                                          empty) is the user's message, output the answer
+                 a "system" field beside any of them      the system message, first (unless the chat has one)
     preference   {"prompt", "chosen", "rejected"}         strings, or message lists (chosen/rejected: one assistant
                                                           message each), or a message-list prompt with string answers
-                 {"chosen": [...], "rejected": [...]}     implicit prompt: the shared leading messages
+                 {"chosen": [...], "rejected": [...]}     implicit prompt: the shared leading messages (with a string
+                                                          "prompt" beside them too: UltraFeedback-binarized)
+                 {"chosen": str, "rejected": str}         Anthropic HH transcripts ("\\n\\nHuman: ...\\n\\nAssistant:
+                                                          ..."): the shared turns are the prompt, the last answers differ
 
 An SFT record is {"messages", "loss_from"}: messages before index `loss_from` are prompt, never trained. With a
 tokenizer it also holds "ids" and "mask" (`sft_example`). Roles and tool calls are those of the chat format
 (`llmlab.tokenizer.special`). A bad line (malformed JSON, missing field, wrong type, unknown role, empty content,
 wrong order, too long) is skipped and counted; the summary names the first few as "file:line: problem":
 
-    {"file", "read", "kept", "truncated", "skipped": {reason: count}, "problems": ["chats.jsonl:7: ...", ...]}
+    {"file", "format", "shapes": {shape: count}, "read", "kept", "truncated", "skipped": {reason: count},
+     "problems": ["chats.jsonl:7: ...", ...]}
 
 A file with no usable record raises LlmlabError naming the file.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from llmlab.data.records import open_records
 from llmlab.errors import LlmlabError
 from llmlab.tokenizer.chat import message_problem, render_conversation, render_prompt
 from llmlab.tokenizer.special import MESSAGE_ROLES
@@ -43,6 +53,9 @@ log = logging.getLogger(__name__)
 
 MAX_PROBLEMS = 5  # file:line messages kept in a summary
 TOO_LONG_POLICIES = ("skip", "truncate")
+HH_HUMAN = "Human:"
+HH_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant): ?")
+HH_ROLES = {"Human": "user", "Assistant": "assistant"}
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "system": "system", "tool": "tool"}
 
@@ -63,7 +76,8 @@ def sft_example(tok: Tokenizer, record: dict) -> tuple[list[int], list[int]]:
 
 
 def load_sft_file(
-    path: Path, tok: Tokenizer | None = None, max_tokens: int | None = None, on_too_long: str = "skip"
+    path: Path, tok: Tokenizer | None = None, max_tokens: int | None = None, on_too_long: str = "skip",
+    max_problems: int = MAX_PROBLEMS,
 ) -> tuple[list[dict], dict]:
     """SFT records of a JSONL file and a summary of what was kept and skipped (see the module docstring).
 
@@ -74,25 +88,25 @@ def load_sft_file(
     _check_limit(tok, max_tokens)
     truncated = 0
 
-    def parse(row: dict) -> dict:
+    def parse(row: dict) -> tuple[dict, str]:
         nonlocal truncated
-        record = _sft_record(row)
+        record, shape = _sft_record(row)
         if tok is None:
-            return record
+            return record, shape
         ids, mask = sft_example(tok, record)
         if max_tokens is not None and len(ids) > max_tokens:
             if on_too_long == "skip" or not any(mask[:max_tokens]):
                 raise _BadRecord("too_long", f"{len(ids)} tokens, more than max_tokens {max_tokens}")
             ids, mask = ids[:max_tokens], mask[:max_tokens]
             truncated += 1
-        return {**record, "ids": ids, "mask": mask}
+        return {**record, "ids": ids, "mask": mask}, shape
 
-    records, summary = _load(Path(path), parse, "SFT")
+    records, summary = _load(Path(path), parse, "SFT", max_problems)
     return records, {**summary, "truncated": truncated}
 
 
 def load_preference_file(
-    path: Path, tok: Tokenizer | None = None, max_tokens: int | None = None
+    path: Path, tok: Tokenizer | None = None, max_tokens: int | None = None, max_problems: int = MAX_PROBLEMS,
 ) -> tuple[list[dict], dict]:
     """Preference pairs {"prompt_messages", "chosen", "rejected"} of a JSONL file, and a summary.
 
@@ -100,17 +114,50 @@ def load_preference_file(
     is skipped."""
     _check_limit(tok, max_tokens)
 
-    def parse(row: dict) -> dict:
-        record = _preference_record(row)
+    def parse(row: dict) -> tuple[dict, str]:
+        record, shape = _preference_record(row)
         if max_tokens is not None:
-            answer = max(len(tok.encode(record["chosen"])), len(tok.encode(record["rejected"])))
-            length = len(render_prompt(tok, record["prompt_messages"])) + answer + 1
+            length = pair_length(tok, record)
             if length > max_tokens:
                 raise _BadRecord("too_long", f"{length} tokens, more than max_tokens {max_tokens}")
-        return record
+        return record, shape
 
-    records, summary = _load(Path(path), parse, "preference")
+    records, summary = _load(Path(path), parse, "preference", max_problems)
     return records, {**summary, "truncated": 0}
+
+
+def pair_length(tok: Tokenizer, pair: dict) -> int:
+    """Tokens of a preference pair's prompt and its longer answer, with the answer's end of turn."""
+    answer = max(len(tok.encode(pair["chosen"])), len(tok.encode(pair["rejected"])))
+    return len(render_prompt(tok, pair["prompt_messages"])) + answer + 1
+
+
+def data_kind(path: Path) -> str:
+    """"preference" when the file's first record has chosen/rejected answers, else "SFT"."""
+    for _, row, _ in open_records(path).rows:
+        if row is not None:
+            return "preference" if "chosen" in row and "rejected" in row else "SFT"
+    return "SFT"
+
+
+def check_file(path: Path, tok: Tokenizer, context: int, max_problems: int = 20) -> dict:
+    """What training would make of a file, without training: the loader's summary (format, shapes, kept and
+    skipped with file:line reasons) and its token lengths against a model context of `context` tokens: a chat
+    longer than context + 1 tokens (inputs and targets are the ids shifted by one) is cut by SFT (or skipped with
+    --sft.on_too_long skip) and skipped by DPO."""
+    kind = data_kind(path)
+    if kind == "SFT":
+        records, summary = load_sft_file(path, tok, max_problems=max_problems)
+        lengths = sorted(len(r["ids"]) for r in records)
+    else:
+        records, summary = load_preference_file(path, tok, max_problems=max_problems)
+        lengths = sorted(pair_length(tok, r) for r in records)
+    n = len(lengths)
+    summary["kind"] = kind
+    summary["tokens"] = {"min": lengths[0], "median": lengths[n // 2], "p95": lengths[min(n - 1, int(0.95 * n))],
+                         "max": lengths[-1], "total": sum(lengths), "context": context,
+                         "over_context": sum(length > context + 1 for length in lengths)}
+    return summary
 
 
 def _check_limit(tok: Tokenizer | None, max_tokens: int | None) -> None:
@@ -118,80 +165,108 @@ def _check_limit(tok: Tokenizer | None, max_tokens: int | None) -> None:
         raise LlmlabError(f"max_tokens={max_tokens} needs a tokenizer and a positive limit")
 
 
-def _load(path: Path, parse: Callable[[dict], dict], kind: str) -> tuple[list[dict], dict]:
-    """Parse each non-blank line of `path`; skip and count the bad ones."""
+def _load(path: Path, parse: Callable[[dict], tuple[dict, str]], kind: str,
+          max_problems: int = MAX_PROBLEMS) -> tuple[list[dict], dict]:
+    """Parse each record of `path` (any format of llmlab.data.records); skip and count the bad ones."""
     records: list[dict] = []
-    summary: dict = {"file": str(path), "read": 0, "kept": 0, "skipped": {}, "problems": []}
+    source = open_records(path)
+    summary: dict = {"file": str(path), "format": source.format, "shapes": {}, "read": 0, "kept": 0, "skipped": {},
+                     "problems": []}
     try:
-        with open(path, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                summary["read"] += 1
-                try:
-                    records.append(parse(_json_object(line.strip())))
-                except _BadRecord as bad:
-                    summary["skipped"][bad.reason] = summary["skipped"].get(bad.reason, 0) + 1
-                    if len(summary["problems"]) < MAX_PROBLEMS:
-                        summary["problems"].append(f"{path}:{line_no}: {bad}")
+        for where, row, problem in source.rows:
+            summary["read"] += 1
+            try:
+                if problem is not None:
+                    raise _BadRecord(*problem)
+                record, shape = parse(row)
+                records.append(record)
+                summary["shapes"][shape] = summary["shapes"].get(shape, 0) + 1
+            except _BadRecord as bad:
+                summary["skipped"][bad.reason] = summary["skipped"].get(bad.reason, 0) + 1
+                if len(summary["problems"]) < max_problems:
+                    summary["problems"].append(f"{where}: {bad}")
     except OSError as e:
         raise LlmlabError(f"{path}: cannot read the {kind} data ({e.strerror})") from e
-    except UnicodeDecodeError as e:
-        raise LlmlabError(f"{path}: not UTF-8 text ({e.reason} at line {summary['read'] + 1})") from e
     summary["kept"] = len(records)
     if not records:
         shown = "; ".join(summary["problems"]) or "the file is empty"
-        raise LlmlabError(f"{path}: no usable {kind} records in {summary['read']} lines ({shown})")
+        raise LlmlabError(f"{path}: no usable {kind} records in {summary['read']} records of {source.format} "
+                          f"({shown})")
+    shapes = ", ".join(f"{n:,} {shape}" for shape, n in summary["shapes"].items())
+    log.info("%s: %s, %s %s records (%s)", path, source.format, f"{len(records):,}", kind, shapes)
     if summary["skipped"]:
         log.warning("%s: skipped %d of %d %s records %s; first: %s", path, summary["read"] - len(records),
                     summary["read"], kind, summary["skipped"], summary["problems"][0])
     return records, summary
 
 
-def _json_object(line: str) -> dict:
-    try:
-        row = json.loads(line)
-    except ValueError as e:
-        raise _BadRecord("malformed_json", f"not valid JSON ({e})") from None
-    if not isinstance(row, dict):
-        raise _BadRecord("malformed_json", f"expected a JSON object, got {type(row).__name__}")
-    return row
-
-
-def _sft_record(row: dict) -> dict:
+def _sft_record(row: dict) -> tuple[dict, str]:
+    """(the record, the shape it came in)."""
     if "messages" in row:
-        prompt, completion = [], _messages(row["messages"], "messages")
+        shape, prompt, completion = "messages", [], _messages(row["messages"], "messages")
     elif "conversations" in row:
-        prompt, completion = [], _messages(_from_sharegpt(row["conversations"]), "conversations")
+        shape, prompt, completion = "sharegpt", [], _messages(_from_sharegpt(row["conversations"]), "conversations")
     elif "prompt" in row or "completion" in row:
         _require(row, ("prompt", "completion"))
-        prompt, completion = _prompt_completion(row["prompt"], row["completion"], "completion")
+        shape, (prompt, completion) = "prompt/completion", _prompt_completion(row["prompt"], row["completion"],
+                                                                               "completion")
+    elif "instruction" in row or "output" in row:
+        shape, (prompt, completion) = "alpaca", _alpaca(row)
     else:
-        raise _BadRecord("missing_field", "expected a 'messages', 'conversations' or 'prompt'/'completion' field")
+        raise _BadRecord("missing_field", "expected a 'messages', 'conversations', 'prompt'/'completion' or Alpaca "
+                                          "'instruction'/'output' field")
+    system = _system(row)
+    if system and (prompt + completion)[0]["role"] != "system":
+        prompt = system + prompt
     messages = prompt + completion
     _check_order(messages)
     if messages[-1]["role"] != "assistant":
         raise _BadRecord("bad_order", f"an SFT conversation must end with an assistant message, "
                                       f"not {messages[-1]['role']!r}")
-    return {"messages": messages, "loss_from": len(prompt)}
+    return {"messages": messages, "loss_from": len(prompt)}, shape
 
 
-def _preference_record(row: dict) -> dict:
+def _alpaca(row: dict) -> tuple[list[dict], list[dict]]:
+    """Alpaca's {instruction, input, output}: the instruction, then the input (when not empty) after a blank line,
+    is the user's message; the output is the answer."""
+    _require(row, ("instruction", "output"))
+    instruction, extra, output = row["instruction"], row.get("input") or "", row["output"]
+    if not all(isinstance(v, str) for v in (instruction, extra, output)):
+        raise _BadRecord("bad_type", "'instruction', 'input' and 'output' must be strings")
+    user = instruction.strip() + (f"\n\n{extra.strip()}" if extra.strip() else "")
+    return (_messages([{"role": "user", "content": user}], "instruction"),
+            _messages([{"role": "assistant", "content": output}], "output"))
+
+
+def _system(row: dict) -> list[dict]:
+    """A record-level "system" field (ShareGPT, Alpaca and prompt/completion variants have one) as a message."""
+    value = row.get("system")
+    if value is None or value == "":
+        return []
+    if not isinstance(value, str):
+        raise _BadRecord("bad_type", "'system' must be a string")
+    return _messages([{"role": "system", "content": value}], "system")
+
+
+def _preference_record(row: dict) -> tuple[dict, str]:
+    """(the pair, the shape it came in)."""
     _require(row, ("chosen", "rejected"))
-    if "prompt" in row:
-        prompt, chosen = _prompt_completion(row["prompt"], row["chosen"], "chosen")
-        rejected = _prompt_completion(row["prompt"], row["rejected"], "rejected")[1]
-    elif isinstance(row["chosen"], list) and isinstance(row["rejected"], list):
-        whole_chosen, whole_rejected = _messages(row["chosen"], "chosen"), _messages(row["rejected"], "rejected")
-        shared = 0
-        while shared < min(len(whole_chosen), len(whole_rejected)) - 1 and \
-                whole_chosen[shared] == whole_rejected[shared]:
-            shared += 1
-        if shared == 0:
-            raise _BadRecord("bad_order", "'chosen' and 'rejected' share no leading prompt messages")
-        prompt, chosen, rejected = whole_chosen[:shared], whole_chosen[shared:], whole_rejected[shared:]
+    chosen_value, rejected_value = row["chosen"], row["rejected"]
+    if isinstance(chosen_value, list) and isinstance(rejected_value, list) and not isinstance(row.get("prompt"), list):
+        # implicit prompt (TRL), or UltraFeedback-binarized: a string prompt beside whole chosen/rejected chats
+        shape = "chosen/rejected chats" if "prompt" in row else "implicit prompt"
+        prompt, chosen, rejected = _split_shared(_messages(chosen_value, "chosen"),
+                                                 _messages(rejected_value, "rejected"))
+    elif "prompt" in row:
+        shape = "prompt/chosen/rejected"
+        prompt, chosen = _prompt_completion(row["prompt"], chosen_value, "chosen")
+        rejected = _prompt_completion(row["prompt"], rejected_value, "rejected")[1]
+    elif isinstance(chosen_value, str) and isinstance(rejected_value, str) and HH_HUMAN in chosen_value:
+        shape = "hh transcripts"
+        prompt, chosen, rejected = _split_shared(_from_hh(chosen_value, "chosen"), _from_hh(rejected_value, "rejected"))
     else:
-        raise _BadRecord("missing_field", "'prompt' is missing (an implicit prompt needs message lists)")
+        raise _BadRecord("missing_field", "'prompt' is missing (an implicit prompt needs message lists, or "
+                                          "Anthropic HH transcripts: '\\n\\nHuman: ... \\n\\nAssistant: ...')")
     _check_order(prompt)
     if prompt[-1]["role"] not in ("user", "document"):
         raise _BadRecord("bad_order", f"the prompt must end with a user or document message, "
@@ -199,7 +274,26 @@ def _preference_record(row: dict) -> dict:
     pair = {"prompt_messages": prompt, "chosen": _answer(chosen, "chosen"), "rejected": _answer(rejected, "rejected")}
     if pair["chosen"] == pair["rejected"]:
         raise _BadRecord("same_answers", "chosen and rejected are the same")
-    return pair
+    return pair, shape
+
+
+def _split_shared(whole_chosen: list[dict], whole_rejected: list[dict]) -> tuple[list, list, list]:
+    """(the shared leading messages: the prompt, the rest of chosen, the rest of rejected)."""
+    shared = 0
+    while shared < min(len(whole_chosen), len(whole_rejected)) - 1 and whole_chosen[shared] == whole_rejected[shared]:
+        shared += 1
+    if shared == 0:
+        raise _BadRecord("bad_order", "'chosen' and 'rejected' share no leading prompt messages")
+    return whole_chosen[:shared], whole_chosen[shared:], whole_rejected[shared:]
+
+
+def _from_hh(transcript: str, field: str) -> list[dict]:
+    """Anthropic HH's "\\n\\nHuman: ...\\n\\nAssistant: ..." transcript as messages."""
+    parts = HH_TURN.split(transcript)
+    if parts[0].strip() or len(parts) < 3:
+        raise _BadRecord("bad_type", f"{field!r}: not an HH transcript (it must start with '\\n\\nHuman: ')")
+    turns = [{"role": HH_ROLES[speaker], "content": text.strip()} for speaker, text in zip(parts[1::2], parts[2::2])]
+    return _messages(turns, field)
 
 
 def _require(row: dict, fields: Sequence[str]) -> None:
