@@ -57,6 +57,10 @@ def make_run(root: Path) -> Path:
         (run / "eval" / folder / "summary.json").write_text(json.dumps(summary(folder, score)))
         sample = {"prompt": f"Hello {folder} | pipe", "output": "Hi there."}
         write_jsonl(run / "eval" / folder / "samples.jsonl", [sample])
+    item = {"prompt": [{"role": "user", "content": "Name the capital of Chad."}], "output": "It is N'Djamena.",
+            "greedy_right": True, "samples": ["N'Djamena.", "Paris."], "sample_verdicts": [True, False],
+            "sampling": {"temperature": 0.7, "top_k": 50, "samples": 2}}
+    write_jsonl(run / "eval" / "chat_sft" / "taught_facts.jsonl", [item])
     return run
 
 
@@ -77,6 +81,8 @@ def test_report_has_every_section_and_marks_missing_stages(tmp_path, capsys):
     assert "| brotli | 2.400 | 0.667 |" in md and "1.25 training bytes per model byte" in md
     assert "Hello base | pipe" in md  # inside a code block, untouched
     assert "![loss curves](loss_curves.png)" in md
+    assert ("[taught_facts] user: Name the capital of Chad.\n-> greedy (right): It is N'Djamena.\n"
+            "-> sampled, T=0.7 top-k 50 (right): N'Djamena.\n-> sampled, T=0.7 top-k 50 (wrong): Paris.") in md
     assert (run / "report" / "loss_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -88,7 +94,7 @@ def test_html_is_self_contained_and_escaped(tmp_path):
     png = re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1)
     assert base64.b64decode(png) == (run / "report" / "loss_curves.png").read_bytes()
     assert "Hello base | pipe\n-&gt; Hi there." in page  # escaped text, not markup
-    assert page.count("<h2>") == 9
+    assert page.count("<h2>") == 10
 
 
 def test_report_of_an_empty_run_and_of_a_speedrun_record(tmp_path):

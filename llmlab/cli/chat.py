@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from llmlab.engine.conversation import CHAT_TEMPERATURE, CHAT_TOP_K
+
 
 def chat(
     *,
     model: Path,
     system: str = "",
     max_tokens: int = 128,
-    temperature: float = 0.7,
-    top_k: int | None = 50,
+    temperature: float = CHAT_TEMPERATURE,
+    top_k: int | None = CHAT_TOP_K,
     top_p: float | None = None,
     seed: int = 0,
 ) -> None:

@@ -40,10 +40,11 @@ from collections import Counter
 from pathlib import Path
 
 from llmlab.data.assistant_safety import REFUSAL, safety_comparisons, safety_conversations
-from llmlab.data.assistant_sources import (ARITH_VAL_FRACTION, MAX_ANSWER_CHARS, as_sentence, sum_or_difference,
+from llmlab.data.assistant_sources import (ARITH_VAL_FRACTION, IDENTITY_TRAIN, MAX_ANSWER_CHARS, as_sentence,
                                            arithmetic_conversations, chatterbot_conversations, conversation,
-                                           country_facts, geography_conversations, identity_conversations,
-                                           lead_sentences, wiki_conversations, wiki_titles)
+                                           country_facts, fact_questions, geography_conversations,
+                                           identity_conversations, lead_sentences, sum_or_difference,
+                                           wiki_conversations, wiki_titles)
 from llmlab.data.corpus import wiki_articles
 from llmlab.data.split import split_of
 from llmlab.files import atomic_path
@@ -53,25 +54,45 @@ ATTRIBUTION = {
     "geography": "Contains data from mledoze/countries, ODbL 1.0 (https://opendatacommons.org/licenses/odbl/1-0/)",
     "chatterbot": "chatterbot-corpus 1.3.3 by Gunther Cox, BSD-3-Clause (keep its copyright notice)",
 }
-MULTITURN = 300
+MULTITURN = 600  # six kinds of 100: three follow-ups that refer back, three that change the subject
 FACT_PREFS, CONCISE_PREFS = 500, 250
 
 
 # --- multi-turn follow-ups --------------------------------------------------------------------------------------
 
 def multiturn_conversations(seed: int = 0) -> list[dict]:
-    """Second questions that only make sense given the first turn ("it", "that")."""
+    """Later questions that only make sense given an earlier turn ("it", "that"), and later questions on another
+    subject (another country, who the assistant is), whose answer must not repeat the earlier one."""
     rng = random.Random(f"{seed}-multiturn")
     countries = [c for c in country_facts() if {"capital", "currency"} <= c["facts"].keys()]
+    by_split = {split: [c for c in countries if c["split"] == split] for split in ("train", "val")}
     articles = wiki_articles()
     titles = [t for t in wiki_titles("train") if articles[t]["description"] and articles[t]["topic"] != "People"
               and len(lead_sentences(articles[t]["extract"])) <= MAX_ANSWER_CHARS]
     follow_ups = {"currency": "And what currency does it use?", "languages": "What languages do people speak there?",
                   "borders": "Which countries are its neighbours?", "region": "Where is it?"}
+    def ask(c: dict, kind: str) -> list[str]:
+        return [rng.choice(fact_questions(c, kind)), c["facts"][kind][1]]
+
     out = []
     for i in range(MULTITURN):
-        kind = i % 3
-        if kind == 0:
+        kind = i % 6
+        if kind >= 3:  # another subject: two or three countries of one split, or who the assistant is
+            split = "val" if rng.random() < 0.15 else "train"
+            a, b = rng.sample(by_split[split], 2)
+            kinds = [k for k in follow_ups if k in a["facts"] and k in b["facts"]] + ["capital"]
+            if kind == 3:
+                turns = ask(a, rng.choice(kinds)) + ask(b, rng.choice(kinds))
+            elif kind == 4:
+                key = rng.choice([k for k in follow_ups if k in b["facts"]])
+                turns = ask(a, rng.choice(kinds)) + ask(b, "capital") + [follow_ups[key], b["facts"][key][1]]
+            else:
+                question, answer = rng.choice(list(IDENTITY_TRAIN.items()))
+                pair = [[question, answer], ask(a, rng.choice(kinds))]
+                rng.shuffle(pair)
+                turns = pair[0] + pair[1]
+            out.append(conversation(turns, "multiturn", split))
+        elif kind == 0:
             c = rng.choice(countries)
             key = rng.choice([k for k in follow_ups if k in c["facts"]])
             out.append(conversation([*c["facts"]["capital"], follow_ups[key], c["facts"][key][1]], "multiturn", c["split"]))

@@ -22,7 +22,8 @@ IDENTITY = "I am llmlab's assistant, a small language model trained from scratch
 
 WIKI_TRAIN, WIKI_VAL = 1200, 150
 MAX_ANSWER_CHARS = 350  # ~90 tokens: longer leads would crowd a tiny model's 256-512-token context
-GEO_VAL_FRACTION = 0.15  # ~21 of 194 countries by the hash (~105 val questions): enough for an exact-match score
+GEO_VAL_FRACTION = 0.5  # half the 194 countries held out whole: the knowledge-transfer evaluation needs >= 100 facts
+                        # that pre-training states and SFT never does (0.3 gave 58, 0.15 held out 21 countries)
 ARITH_TRAIN, WORD_PROBLEMS, ARITH_VAL_FRACTION = 600, 150, 0.1
 CHAT_VAL_FRACTION = 0.1
 
@@ -108,8 +109,30 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+# How each fact is asked. A train country's facts are trained in every TRAIN phrasing (the first is the canonical
+# question of the preference pairs and multi-turn chats); the HELD_OUT phrasings never appear in training: the
+# taught-facts evaluation asks them (llmlab.eval.assistant_evals).
+FACT_PHRASINGS = {
+    "capital": {"train": ["What is the capital of {name}?", "Which city is the capital of {name}?",
+                          "What is the capital city of {name}?", "Tell me the capital of {name}."],
+                "held_out": ["Name the capital of {name}.", "Do you know the capital of {name}?"]},
+    "currency": {"train": ["What currency does {name} use?", "What is the currency of {name}?",
+                           "Which currency is used in {name}?"],
+                 "held_out": ["What money do people use in {name}?", "Tell me the currency of {name}."]},
+    "languages": {"train": ["What languages are spoken in {name}?", "What is the official language of {name}?",
+                            "Which languages do people speak in {name}?"],
+                  "held_out": ["What language is spoken in {name}?", "Tell me the languages of {name}."]},
+    "region": {"train": ["Where is {name}?", "Where is {name} located?", "In which part of the world is {name}?"],
+               "held_out": ["Where in the world is {name}?", "Which region is {name} in?"]},
+    "borders": {"train": ["Which countries border {name}?", "What are the neighbours of {name}?"],
+                "held_out": ["Which countries are next to {name}?"]},
+}
+
+
 def country_facts() -> list[dict]:
-    """One record per country: cca3, name (with "the" where English needs it), and its facts as (question, answer)."""
+    """One record per country: cca3, name (with "the" where English needs it), its facts as (canonical question,
+    answer), and `gold`: per fact the word an answer must contain to be right (the first capital, currency and
+    language, the subregion, the first neighbour)."""
     with open(GEO_DIR.path(), encoding="utf-8") as f:
         countries = json.load(f)
     names, capitals = _locale("country_names.json"), _locale("capital_names.json")["capitals"]
@@ -119,31 +142,44 @@ def country_facts() -> list[dict]:
     for c in countries:
         name = _the(names[c["cca3"]])
         cap = as_sentence(name)[:-1]  # sentence-initial form: "The Netherlands"
-        facts = {}
+        facts, gold = {}, {}
         caps = capitals[c["cca3"]]["all"]
         if caps:
             facts["capital"] = (f"What is the capital of {name}?", f"The capital of {name} is {caps[0]}." if len(caps) == 1
                                 else f"{cap} has {len(caps)} capitals: {_join(caps)}.")
+            gold["capital"] = caps[0]
         where = subregions.get(c["subregion"], c["subregion"])
         facts["region"] = (f"Where is {name}?", f"{cap} is in {where}, in {regions[c['region']]}.")
+        gold["region"] = where
         if c["currencies"]:
-            money = _join([f"the {currencies.get(code, code)}" for code in c["currencies"]])
-            facts["currency"] = (f"What currency does {name} use?", f"{cap} uses {money}.")
+            names_of_money = [currencies.get(code, code) for code in c["currencies"]]
+            facts["currency"] = (f"What currency does {name} use?",
+                                 f"{cap} uses {_join([f'the {m}' for m in names_of_money])}.")
+            gold["currency"] = names_of_money[0]
         if c["languages"]:
             langs = [languages.get(code, code) for code in c["languages"]]
             facts["languages"] = (f"What languages are spoken in {name}?",
                                   f"The official language of {name} is {langs[0]}." if len(langs) == 1
                                   else f"The official languages of {name} are {_join(langs)}.")
+            gold["languages"] = langs[0]
         borders = [_the(names[b]) for b in c["borders"] if b in names]
         facts["borders"] = (f"Which countries border {name}?",
                             f"{cap} borders {_join(borders)}." if borders else f"{cap} has no land borders.")
+        gold["borders"] = borders[0].removeprefix("the ") if borders else "no land borders"
         out.append({"cca3": c["cca3"], "name": name, "split": split_of(f"geography/{c['cca3']}", GEO_VAL_FRACTION),
-                    "facts": facts})
+                    "facts": facts, "gold": gold})
     return out
 
 
+def fact_questions(country: dict, kind: str, phrasings: str = "train") -> list[str]:
+    """The questions of one fact of a country in its train or held-out phrasings."""
+    return [template.format(name=country["name"]) for template in FACT_PHRASINGS[kind][phrasings]]
+
+
 def geography_conversations() -> list[dict]:
-    return [conversation([q, a], "geography", c["split"]) for c in country_facts() for q, a in c["facts"].values()]
+    """Every fact of every country in every train phrasing (held-out countries too: they form the val split)."""
+    return [conversation([q, answer], "geography", c["split"])
+            for c in country_facts() for kind, (_, answer) in c["facts"].items() for q in fact_questions(c, kind)]
 
 
 # --- arithmetic -----------------------------------------------------------------------------------------------
@@ -233,6 +269,8 @@ def chatterbot_conversations() -> list[dict]:
     return out
 
 
+SCOPE = ("I can answer short questions about countries and many other topics, do small sums and chat. I am a small "
+         "model, so I can be wrong, and I cannot browse the internet.")
 IDENTITY_TRAIN = {
     "Who are you?": IDENTITY,
     "What's your name?": "My name is llmlab's assistant. " + IDENTITY,
@@ -244,12 +282,28 @@ IDENTITY_TRAIN = {
     "Are you human?": "No. " + IDENTITY,
     "Are you ChatGPT?": "No. " + IDENTITY,
     "Are you written in Python?": "I am a neural network, not a hand-written program. " + IDENTITY,
+    "What can you do?": SCOPE,
+    "How can you help me?": SCOPE,
+    "What are you good at?": SCOPE,
+    "Can you browse the internet?": "No. " + SCOPE,
 }
 IDENTITY_VAL = {
     "Tell me about yourself.": IDENTITY,
     "Who built you?": "The llmlab project built me. " + IDENTITY,
     "What should I call you?": "You can call me llmlab's assistant. " + IDENTITY,
+    "What are you able to do?": SCOPE,
 }
+# Held out of training altogether, for the identity evaluation (llmlab.eval.assistant_evals): phrasings -> whether
+# the answer must say who the assistant is ("identity") or what it can do ("scope"), each asked after each prefix.
+IDENTITY_HELD_OUT = {
+    "Tell me about yourself.": "identity", "Who built you?": "identity", "What should I call you?": "identity",
+    "Who are you exactly?": "identity", "Who trained you?": "identity", "Do you have a name?": "identity",
+    "Are you a person?": "identity", "Which project made you?": "identity", "What kind of program are you?": "identity",
+    "What are you able to do?": "scope", "What can you help me with?": "scope", "What are your abilities?": "scope",
+    "What can I ask you?": "scope",
+}
+IDENTITY_HELD_OUT_PREFIXES = ["", "Hey there. ", "Good morning! ", "Excuse me, ", "Sorry to bother you. ",
+                              "One more thing: ", "I have a question. ", "Hi again! "]
 _GREETINGS = ["", "Hi! ", "Hello. ", "Quick question: "]
 
 

@@ -14,6 +14,10 @@ from __future__ import annotations
 from llmlab.engine.generate import generate_ids
 from llmlab.tokenizer.chat import render_prompt
 
+# The chat's sampling defaults (`llmlab chat`, the assistant evaluations that measure what a user meets).
+CHAT_TEMPERATURE = 0.7
+CHAT_TOP_K = 50
+
 
 def fit_history(tok, messages: list[dict], max_prompt_tokens: int) -> tuple[list[dict], int]:
     """(messages that fit, number of messages dropped)."""

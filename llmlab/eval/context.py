@@ -93,6 +93,13 @@ class EvalContext:
                 return text_ids(tok, f"{text}Question: {question}\nAnswer:")
         return fit_shots(build, len(shots), self.seq_len - reserve)
 
+    def sample(self, prompt_ids: list[int], max_new_tokens: int, n: int, seed: int, **sampling) -> list[str]:
+        """n sampled answers of a chat model (rows of one batch, one seed), cut at the end of the turn."""
+        end = {self.tok.special_ids["end_of_turn"]}
+        rows = generate_ids(self.model, prompt_ids, max_new_tokens, num_samples=n, seed=seed, stop_ids=end,
+                            **sampling)
+        return [self.tok.decode(row).strip() for row in rows]
+
     def greedy(self, prompt_ids: list[int], max_new_tokens: int) -> tuple[str, dict]:
         """(the answer text, its decoding settings and whether it stopped by itself, i.e. before max_new_tokens or
         the end of the context); a prompt longer than the context keeps its last tokens."""

@@ -21,7 +21,7 @@ from typing import Callable
 
 BOTH = ("base", "chat")
 CHAT_ONLY = ("chat",)
-MODULES = ("compression", "knowledge", "mmlu", "gsm8k", "chat_metrics", "samples")  # llmlab.eval.<module>, table order
+MODULES = ("compression", "knowledge", "mmlu", "gsm8k", "chat_metrics", "assistant_evals", "samples")  # llmlab.eval.<module>, table order
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,9 @@ from llmlab.model.loading import load_model
 # Subset sizes (None = everything) and token budgets. Quick: ~200 MMLU questions give a +-6-point interval at
 # chance, the rest ~1 s of CPU per few items each (greedy generation is ~1-2 ms per token for the default model).
 PRESETS: dict[str, dict[str, int | None]] = {
-    "quick": {"mmlu": 200, "gsm8k": 30, "knowledge": 40, "chat": 25, "chat_max_tokens": None, "gsm8k_max_tokens": 96},
-    "full": {"mmlu": None, "gsm8k": None, "knowledge": None, "chat": None, "chat_max_tokens": None,
+    "quick": {"mmlu": 200, "gsm8k": 30, "knowledge": 40, "chat": 100, "assistant": 120, "chat_max_tokens": None,
+              "gsm8k_max_tokens": 96},
+    "full": {"mmlu": None, "gsm8k": None, "knowledge": None, "chat": None, "assistant": None, "chat_max_tokens": None,
              "gsm8k_max_tokens": None},
 }
 RESULT_KEYS = {"score", "ci95", "n", "chance", "metrics"}
@@ -113,10 +114,10 @@ def run_evals(model_dir: Path, out_dir: Path, *, run_dir: Path | None = None, na
 def format_summary(summary: dict) -> str:
     """The summary as a table: score, 95% interval, n, chance, wall and CPU seconds."""
     lines = [f"{summary['model']} ({summary['stage']}), preset {summary['preset']}, seed {summary['seed']}",
-             f"  {'evaluation':<14} {'score':>8} {'95% CI':>13} {'n':>6} {'chance':>7} {'unit':>10} {'s':>6} {'cpu s':>6}"]
+             f"  {'evaluation':<18} {'score':>8} {'95% CI':>13} {'n':>6} {'chance':>7} {'unit':>10} {'s':>6} {'cpu s':>6}"]
     for name, r in summary["evals"].items():
         ci = f"{r['ci95'][0]:.3f}-{r['ci95'][1]:.3f}" if r["ci95"] else "-"
         chance = f"{r['chance']:.3f}" if r["chance"] is not None else "-"
-        lines.append(f"  {name:<14} {r['score']:>8.3f} {ci:>13} {r['n']:>6} {chance:>7} {r['unit']:>10} "
+        lines.append(f"  {name:<18} {r['score']:>8.3f} {ci:>13} {r['n']:>6} {chance:>7} {r['unit']:>10} "
                      f"{r['seconds']:>6.1f} {r.get('cpu_seconds', 0.0):>6.1f}")
     return "\n".join(lines)

@@ -34,6 +34,8 @@ from llmlab.report.lab_sections import read_lab_sections
 CPU_USD_PER_CORE_HOUR = 0.045
 
 SAMPLES_PER_MODEL = 3
+# The assistant evaluations whose items the report shows, greedy beside sampled answers (llmlab.eval.assistant_evals)
+ASSISTANT_EXAMPLES = {"taught_facts": 2, "multiturn": 2, "identity": 1}
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the llmlab package this code runs from (installed or a checkout)
 
@@ -145,7 +147,10 @@ def eval_facts(run_dir: Path) -> dict:
         summary = read_json_or_none(RunDir(run_dir).eval(folder) / "summary.json")
         if summary is not None:
             samples = read_jsonl(RunDir(run_dir).eval(folder) / "samples.jsonl")[:SAMPLES_PER_MODEL]
-            out[folder] = {"summary": summary, "samples": samples}
+            examples = {name: read_jsonl(RunDir(run_dir).eval(folder) / f"{name}.jsonl")[:count]
+                        for name, count in ASSISTANT_EXAMPLES.items()}
+            out[folder] = {"summary": summary, "samples": samples,
+                           "assistant": {name: rows for name, rows in examples.items() if rows}}
     return out
 
 

@@ -194,6 +194,29 @@ def samples_section(facts: dict) -> list:
     return blocks or [("p", "No samples yet (eval/<model>/samples.jsonl).")]
 
 
+def assistant_section(facts: dict) -> list:
+    """A few items of the assistant evaluations: the chat, the greedy answer and answers sampled at the chat's
+    defaults, each marked right or wrong."""
+    blocks = []
+    for folder in MODELS:
+        examples = facts["evals"].get(folder, {}).get("assistant", {})
+        if not examples:
+            continue
+        blocks.append(("h3", f"{MODEL_LABELS[folder]} ({folder})"))
+        for name, rows in examples.items():
+            for row in rows:
+                chat = "\n".join(f"{m['role']}: {m['content']}" for m in row.get("prompt", []))
+                mark = {True: "right", False: "wrong"}
+                sampling = row.get("sampling", {})
+                lines = [f"[{name}] {chat}", f"-> greedy ({mark[bool(row.get('greedy_right'))]}): {row.get('output')}"]
+                lines += [f"-> sampled, T={sampling.get('temperature')} top-k {sampling.get('top_k')} "
+                          f"({mark[bool(v)]}): {s}" for s, v in zip(row.get("samples", [])[:4],
+                                                                   row.get("sample_verdicts", []))]
+                blocks.append(("code", "\n".join(lines)))
+    return blocks or [("p", "Not run: the assistant evaluations (taught_facts, multiturn, identity) of the chat "
+                            "models write their items into eval/<model>/.")]
+
+
 def code_section(facts: dict) -> list:
     rows = [[r["package"], f"{r['files']:,}", f"{r['lines']:,}", f"{r['non_blank']:,}"] for r in facts["code"]]
     totals = [sum(r[k] for r in facts["code"]) for k in ("files", "lines", "non_blank")]
@@ -217,6 +240,7 @@ def build_sections(facts: dict, has_curves: bool) -> list[tuple[str, list]]:
         ("Compression: the base model as a zip file", compression_section(facts)),
         ("Evaluation", eval_section(facts)),
         ("Samples", samples_section(facts)),
+        ("The assistant: greedy and sampled answers", assistant_section(facts)),
         *[(title, blocks) for title, blocks, _ in facts["labs"]],
         ("Stage configs", configs_section(facts)),
         ("Code size", code_section(facts)),

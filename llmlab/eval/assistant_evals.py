@@ -1,0 +1,251 @@
+"""What a newcomer asks the assistant, measured at the chat's own sampling (several seeds), next to greedy:
+
+    taught_facts        facts the default SFT data teaches (the capital, currency, languages, region and neighbours
+                        of its train countries), asked in phrasings never trained on
+    knowledge_transfer  the same kinds of fact about countries held out of SFT altogether, whose answer the
+                        pre-training text states (the country's Wikipedia lead names it) and no SFT conversation does
+                        (no train answer names both the country and the answer: "Germany borders France" teaches
+                        France's neighbour too): what SFT draws out of the base model; the facts pre-training does
+                        not state are reported beside, as the control
+    multiturn           two- and three-turn chats (earlier answers given): a later question on another country, or
+                        one that refers back ("And what currency does it use?"): the answer must hold the later
+                        question's fact, and must not repeat the earlier answer
+    identity            "who are you", "who made you", "what can you do", in phrasings and openings never trained on:
+                        the answer says it is llmlab's assistant (or what it can do), and does not refuse
+
+Each item gets one greedy answer and `SAMPLES` sampled ones at the chat's defaults (llmlab.engine.conversation:
+temperature, top-k), drawn as rows of one batch from a seed per item. The score is the mean over items of the share
+of sampled answers that are right, with a normal 95% interval over items; `greedy` (Wilson interval) is in the
+metrics. A right answer contains the expected word (NFKC-normalised, case-insensitive): a string check that cannot
+tell a confused answer which happens to name it, so the echo rule of `multiturn` also applies everywhere an earlier
+answer is in the chat.
+
+    llmlab eval run --model runs/x/chat_dpo --evals '[taught_facts,multiturn,identity,knowledge_transfer]'
+"""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from functools import lru_cache
+
+from llmlab.data.assistant_safety import REFUSAL
+from llmlab.data.assistant_sources import (IDENTITY_HELD_OUT, IDENTITY_HELD_OUT_PREFIXES, IDENTITY_TRAIN,
+                                           country_facts, fact_questions)
+from llmlab.data.clean import normalize_text
+from llmlab.data.corpus import wiki_articles
+from llmlab.data.split import split_of
+from llmlab.engine.conversation import CHAT_TEMPERATURE, CHAT_TOP_K
+from llmlab.eval.context import EvalContext
+from llmlab.eval.registry import CHAT_ONLY, register
+from llmlab.eval.scoring import mean_ci, rate_ci
+from llmlab.tokenizer.chat import render_prompt
+
+SAMPLES = 8  # sampled answers per item, at the chat's defaults
+MAX_TOKENS = 64  # the facts' answers are one sentence (< 40 tokens); identity answers < 60
+FOLLOW_UPS = {"currency": "And what currency does it use?", "languages": "What languages do people speak there?",
+              "region": "Where is it?"}  # the multi-turn family's follow-ups (llmlab.data.assistant)
+FACT_KINDS = ("capital", "currency", "languages", "region", "borders")
+
+
+def normal(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def says(answer: str, word: str) -> bool:
+    """Whether `answer` contains `word` (NFKC, case-insensitive)."""
+    return normal(word) in normal(answer)
+
+
+def is_echo(answer: str, earlier: str) -> bool:
+    """An answer that repeats an earlier answer of the chat (the same text, or it starts with the earlier one)."""
+    a, e = normal(answer).strip(), normal(earlier).strip()
+    return bool(e) and (a == e or a.startswith(e))
+
+
+def fact_right(answer: str, gold: str, earlier: list[str] = ()) -> bool:
+    return says(answer, gold) and not answer.strip().startswith(REFUSAL) and not any(
+        is_echo(answer, e) for e in earlier)
+
+
+def identity_right(answer: str, kind: str, earlier: list[str] = ()) -> bool:
+    """identity: it says it is llmlab's assistant; scope: it says what it can do. Never a refusal, never an echo."""
+    if answer.strip().startswith(REFUSAL) or any(is_echo(answer, e) for e in earlier):
+        return False
+    return says(answer, "llmlab") if kind == "identity" else says(answer, "I can")
+
+
+# ----------------------------------------------------------------------------------------------------- items
+
+def _chat(*turns: str) -> list[dict]:
+    roles = ("user", "assistant")
+    return [{"role": roles[i % 2], "content": normalize_text(t)} for i, t in enumerate(turns)]
+
+
+def _item(messages: list[dict], check, **info) -> dict:
+    """An item: the chat up to the question, the checker of an answer, and what to record about it."""
+    return {"messages": messages, "check": check, **info}
+
+
+@lru_cache(maxsize=1)
+def _countries() -> tuple[dict, ...]:
+    return tuple(c for c in country_facts())
+
+
+def taught_fact_items() -> list[dict]:
+    """Every fact of every train country, in each held-out phrasing."""
+    return [_item(_chat(q), lambda a, g=c["gold"][kind]: fact_right(a, normalize_text(g)), country=c["name"],
+                  fact=kind, gold=c["gold"][kind])
+            for c in _countries() if c["split"] == "train" for kind in FACT_KINDS if kind in c["facts"]
+            for q in fact_questions(c, kind, "held_out")]
+
+
+def stated_in_pretraining(country: dict, kind: str) -> bool:
+    """Whether the country's Wikipedia lead, pre-trained on (a train document), contains the fact's answer."""
+    title = country["name"].removeprefix("the ")
+    article = wiki_articles().get(title)
+    return (article is not None and split_of(f"wiki/{title}") == "train"
+            and says(article["extract"], country["gold"][kind]))
+
+
+@lru_cache(maxsize=1)
+def _sft_texts() -> tuple[str, ...]:
+    """Every message of the default SFT train data, normalised."""
+    from llmlab.data.assistant import build_default_mixture
+
+    return tuple(normal(m["content"]) for row in build_default_mixture()["sft"]["train"] for m in row["messages"])
+
+
+def in_sft(country: dict, kind: str) -> bool:
+    """Whether an SFT train message names both the country and the fact's answer."""
+    name, gold = normal(country["name"].removeprefix("the ")), normal(country["gold"][kind])
+    return any(name in text and gold in text for text in _sft_texts())
+
+
+def transfer_items() -> list[dict]:
+    """Facts of the countries held out of SFT (their canonical question) that no SFT message states, with whether
+    pre-training states them."""
+    return [_item(_chat(c["facts"][kind][0]), lambda a, g=c["gold"][kind]: fact_right(a, normalize_text(g)),
+                  country=c["name"], fact=kind, gold=c["gold"][kind], stated=stated_in_pretraining(c, kind))
+            for c in _countries() if c["split"] == "val" for kind in FACT_KINDS
+            if kind in c["facts"] and not in_sft(c, kind)]
+
+
+def multiturn_items(n: int = 150, seed: int = 0) -> list[dict]:
+    """Held-out chats of train countries, earlier answers given: another country's fact (2 turns), another
+    country's capital then a follow-up about it (3 turns), or a follow-up on the first country (2 turns)."""
+    rng = random.Random(f"{seed}-multiturn-eval")
+    countries = [c for c in _countries() if c["split"] == "train" and {"capital", "currency"} <= c["facts"].keys()]
+    out = []
+    for i in range(n):
+        a, b = rng.sample(countries, 2)
+        kind_a = rng.choice([k for k in FACT_KINDS if k in a["facts"]])
+        first = [rng.choice(fact_questions(a, kind_a, "held_out")), a["facts"][kind_a][1]]
+        shape = ("switch", "switch_then_follow_up", "follow_up")[i % 3]
+        if shape == "switch":
+            kind = rng.choice([k for k in FACT_KINDS if k in b["facts"]])
+            turns, target = first + [rng.choice(fact_questions(b, kind, "held_out"))], (b, kind)
+        elif shape == "switch_then_follow_up":
+            kind = rng.choice([k for k in FOLLOW_UPS if k in b["facts"]])
+            turns = first + [rng.choice(fact_questions(b, "capital", "held_out")), b["facts"]["capital"][1],
+                             FOLLOW_UPS[kind]]
+            target = (b, kind)
+        else:
+            kind = rng.choice([k for k in FOLLOW_UPS if k in a["facts"] and k != kind_a])
+            turns, target = first + [FOLLOW_UPS[kind]], (a, kind)
+        earlier = [t for t in turns[1::2]]
+        gold = target[0]["gold"][target[1]]
+        out.append(_item(_chat(*turns), lambda ans, g=gold, e=tuple(normalize_text(x) for x in earlier):
+                         fact_right(ans, normalize_text(g), e), shape=shape, country=target[0]["name"],
+                         fact=target[1], gold=gold))
+    return out
+
+
+def identity_items() -> list[dict]:
+    """Each held-out phrasing after each held-out opening, alone or after a fact exchange."""
+    out = []
+    for q, kind in IDENTITY_HELD_OUT.items():
+        for prefix in IDENTITY_HELD_OUT_PREFIXES:
+            out.append(_item(_chat(prefix + q), lambda a, k=kind: identity_right(a, k), kind=kind))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- measuring
+
+def measure(ctx: EvalContext, items: list[dict], extra=None) -> dict:
+    """Greedy and SAMPLES sampled answers for each item (at most ctx.size("assistant") items), scored and recorded."""
+    limit = ctx.size("assistant")
+    items = items[:limit] if limit else items
+    sampled_rates, greedy_flags = [], []
+    for index, item in enumerate(items):
+        prompt = render_prompt(ctx.tok, item["messages"])
+        budget = ctx.size("chat_max_tokens") or MAX_TOKENS
+        greedy, decoding = ctx.greedy(prompt, budget)
+        samples = ctx.sample(prompt, budget, SAMPLES, seed=ctx.seed * 100_003 + index,
+                             temperature=CHAT_TEMPERATURE, top_k=CHAT_TOP_K)
+        verdicts = [bool(item["check"](s)) for s in samples]
+        sampled_rates.append(sum(verdicts) / len(verdicts))
+        greedy_flags.append(bool(item["check"](greedy)))
+        info = {k: v for k, v in item.items() if k not in ("messages", "check")}
+        ctx.record(prompt=item["messages"], output=greedy, score=sampled_rates[-1], greedy_right=greedy_flags[-1],
+                   samples=samples, sample_verdicts=verdicts, decoding=decoding,
+                   sampling={"temperature": CHAT_TEMPERATURE, "top_k": CHAT_TOP_K, "samples": SAMPLES}, **info)
+    score, ci = mean_ci(sampled_rates, (0.0, 1.0))
+    greedy, greedy_ci = rate_ci(greedy_flags)
+    metrics = {"greedy": greedy, "greedy_ci95": greedy_ci, "samples_per_item": SAMPLES,
+               "temperature": CHAT_TEMPERATURE, "top_k": CHAT_TOP_K}
+    return {"score": score, "ci95": ci, "n": len(items), "chance": None, "metrics": {**metrics, **(extra or {})}}
+
+
+def _by(ctx: EvalContext, key: str) -> dict:
+    groups: dict = {}
+    for item in ctx.items:
+        groups.setdefault(str(item[key]), []).append(item["score"])
+    return {name: sum(v) / len(v) for name, v in sorted(groups.items())}
+
+
+@register("taught_facts", unit="accuracy", models=CHAT_ONLY)
+def taught_facts(ctx: EvalContext) -> dict:
+    """Facts of the SFT data asked in unseen phrasings, at the chat's sampling (8 seeds) and greedy."""
+    result = measure(ctx, _spread(taught_fact_items(), ctx.seed))
+    result["metrics"]["by_fact"] = _by(ctx, "fact")
+    return result
+
+
+@register("knowledge_transfer", unit="accuracy", models=CHAT_ONLY)
+def knowledge_transfer(ctx: EvalContext) -> dict:
+    """Facts only pre-training states (countries held out of SFT), at the chat's sampling; unstated ones beside."""
+    items = transfer_items()
+    stated = [i for i in items if i["stated"]]
+    result = measure(ctx, stated)
+    control = EvalContext(ctx.model, ctx.tok, ctx.info, ctx.model_dir, ctx.run_dir, ctx.seed, ctx.preset, ctx.sizes)
+    unstated = measure(control, [i for i in items if not i["stated"]])
+    result["metrics"].update(by_fact=_by(ctx, "fact"), unstated=unstated["score"], unstated_ci95=unstated["ci95"],
+                             unstated_n=unstated["n"])
+    return result
+
+
+@register("multiturn", unit="accuracy", models=CHAT_ONLY)
+def multiturn(ctx: EvalContext) -> dict:
+    """Later turns of held-out chats: the later question's fact, never a repeat of an earlier answer."""
+    result = measure(ctx, multiturn_items(seed=ctx.seed))
+    result["metrics"]["by_shape"] = _by(ctx, "shape")
+    return result
+
+
+@register("identity", unit="rate", models=CHAT_ONLY)
+def identity(ctx: EvalContext) -> dict:
+    """Who it is and what it can do, asked in unseen phrasings and openings: appropriate answers."""
+    result = measure(ctx, identity_items())
+    result["metrics"]["by_kind"] = _by(ctx, "kind")
+    return result
+
+
+def _spread(items: list[dict], seed: int) -> list[dict]:
+    """The items in a seeded order, so a size limit takes a sample of every fact kind and country."""
+    shuffled = list(items)
+    random.Random(f"{seed}-spread").shuffle(shuffled)
+    return shuffled
+
+
+assert set(IDENTITY_HELD_OUT).isdisjoint(IDENTITY_TRAIN), "held-out identity phrasings must never be trained"
