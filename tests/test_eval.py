@@ -110,9 +110,10 @@ def test_mmlu_prompt_keeps_only_the_exemplars_that_fit(tiny_tokenizer):
 
 def test_registry_lists_every_evaluation():
     registry = evals()
-    assert list(registry) == ["compression", "knowledge", "mmlu", "gsm8k", "turn_ending", "arithmetic", "refusal",
-                              "over_refusal", "samples"]
-    assert all(registry[n].models == ("chat",) for n in ("turn_ending", "arithmetic", "refusal", "over_refusal"))
+    chat = ["turn_ending", "arithmetic", "refusal", "over_refusal", "taught_facts", "knowledge_transfer", "multiturn",
+            "identity"]
+    assert list(registry) == ["compression", "knowledge", "mmlu", "gsm8k", *chat, "samples"]
+    assert all(registry[n].models == ("chat",) for n in chat)
 
 
 @pytest.fixture()

@@ -55,7 +55,7 @@ ATTRIBUTION = {
     "chatterbot": "chatterbot-corpus 1.3.3 by Gunther Cox, BSD-3-Clause (keep its copyright notice)",
 }
 MULTITURN = 600  # six kinds of 100: three follow-ups that refer back, three that change the subject
-FACT_PREFS, CONCISE_PREFS = 500, 250
+FACT_PREFS, CONCISE_PREFS = 900, 250  # drawn from all countries: about half are held out, ~500 train fact pairs
 
 
 # --- multi-turn follow-ups --------------------------------------------------------------------------------------

@@ -177,9 +177,11 @@ def fact_questions(country: dict, kind: str, phrasings: str = "train") -> list[s
 
 
 def geography_conversations() -> list[dict]:
-    """Every fact of every country in every train phrasing (held-out countries too: they form the val split)."""
+    """Every fact of every train country in every train phrasing; the held-out countries' facts, in their canonical
+    phrasing, form the val split (the held-out phrasings are the taught-facts evaluation's)."""
     return [conversation([q, answer], "geography", c["split"])
-            for c in country_facts() for kind, (_, answer) in c["facts"].items() for q in fact_questions(c, kind)]
+            for c in country_facts() for kind, (canonical, answer) in c["facts"].items()
+            for q in (fact_questions(c, kind) if c["split"] == "train" else [canonical])]
 
 
 # --- arithmetic -----------------------------------------------------------------------------------------------
