@@ -30,7 +30,8 @@ import unicodedata
 from functools import lru_cache
 
 from llmlab.data.assistant_safety import REFUSAL
-from llmlab.data.assistant_sources import (IDENTITY_HELD_OUT, IDENTITY_HELD_OUT_PREFIXES, IDENTITY_TRAIN,
+from llmlab.data.assistant_sources import (IDENTITY_GREETINGS, IDENTITY_HELD_OUT, IDENTITY_HELD_OUT_PREFIXES,
+                                           IDENTITY_TRAIN,
                                            country_facts, fact_questions)
 from llmlab.data.clean import normalize_text
 from llmlab.data.corpus import wiki_articles
@@ -249,3 +250,4 @@ def _spread(items: list[dict], seed: int) -> list[dict]:
 
 
 assert set(IDENTITY_HELD_OUT).isdisjoint(IDENTITY_TRAIN), "held-out identity phrasings must never be trained"
+assert not set(IDENTITY_HELD_OUT_PREFIXES[1:]) & set(IDENTITY_GREETINGS), "held-out openings must never be trained"
