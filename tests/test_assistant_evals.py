@@ -82,3 +82,13 @@ def test_measure_scores_sampled_and_greedy_answers(tiny_tokenizer, tmp_path, mon
     result = ae.measure(ctx, items)
     assert result["score"] == expected and result["metrics"]["greedy"] == expected and result["n"] == 12
     assert len(ctx.items[0]["samples"]) == ae.SAMPLES and ctx.items[0]["sampling"]["temperature"] == 0.7
+
+
+def test_a_borders_answer_names_true_neighbours_only():
+    right = ae.neighbours_right
+    assert right("Benin borders Burkina Faso, Niger, Nigeria and Togo.", "Benin",
+                 ["Burkina Faso", "Niger", "Nigeria", "Togo"])
+    assert right("Benin borders Nigeria.", "Benin", ["Burkina Faso", "Niger", "Nigeria", "Togo"])  # one of them
+    assert not right("Benin borders Nigeria and France.", "Benin", ["Burkina Faso", "Niger", "Nigeria", "Togo"])
+    assert not right("Chad borders Nigeria.", "Chad", ["Niger"])  # "Niger" inside "Nigeria" is not Niger
+    assert right("Iceland has no land borders.", "Iceland", []) and not right("Iceland borders Norway.", "Iceland", [])

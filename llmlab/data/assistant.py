@@ -54,7 +54,7 @@ ATTRIBUTION = {
     "geography": "Contains data from mledoze/countries, ODbL 1.0 (https://opendatacommons.org/licenses/odbl/1-0/)",
     "chatterbot": "chatterbot-corpus 1.3.3 by Gunther Cox, BSD-3-Clause (keep its copyright notice)",
 }
-MULTITURN = 600  # six kinds of 100: three follow-ups that refer back, three that change the subject
+MULTITURN = 900  # six kinds of 150: three follow-ups that refer back, three that change the subject
 FACT_PREFS, CONCISE_PREFS = 900, 250  # drawn from all countries: about half are held out, ~500 train fact pairs
 
 
@@ -92,10 +92,11 @@ def multiturn_conversations(seed: int = 0) -> list[dict]:
                 rng.shuffle(pair)
                 turns = pair[0] + pair[1]
             out.append(conversation(turns, "multiturn", split))
-        elif kind == 0:
+        elif kind == 0:  # a follow-up on the country of any first question
             c = rng.choice(countries)
-            key = rng.choice([k for k in follow_ups if k in c["facts"]])
-            out.append(conversation([*c["facts"]["capital"], follow_ups[key], c["facts"][key][1]], "multiturn", c["split"]))
+            first = rng.choice([k for k in c["facts"] if k != "borders"])
+            key = rng.choice([k for k in follow_ups if k in c["facts"] and k != first])
+            out.append(conversation([*ask(c, first), follow_ups[key], c["facts"][key][1]], "multiturn", c["split"]))
         elif kind == 1:
             title = rng.choice(titles)
             lead = lead_sentences(articles[title]["extract"])

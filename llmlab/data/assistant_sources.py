@@ -166,6 +166,7 @@ def country_facts() -> list[dict]:
         facts["borders"] = (f"Which countries border {name}?",
                             f"{cap} borders {_join(borders)}." if borders else f"{cap} has no land borders.")
         gold["borders"] = borders[0].removeprefix("the ") if borders else "no land borders"
+        gold["neighbours"] = [b.removeprefix("the ") for b in borders]
         out.append({"cca3": c["cca3"], "name": name, "split": split_of(f"geography/{c['cca3']}", GEO_VAL_FRACTION),
                     "facts": facts, "gold": gold})
     return out

@@ -69,6 +69,36 @@ def fact_right(answer: str, gold: str, earlier: list[str] = ()) -> bool:
         is_echo(answer, e) for e in earlier)
 
 
+def neighbours_right(answer: str, country: str, neighbours: list[str], earlier: list[str] = ()) -> bool:
+    """A borders answer: it names at least one true neighbour and no other country (or says there are no land
+    borders, when there are none)."""
+    if answer.strip().startswith(REFUSAL) or any(is_echo(answer, e) for e in earlier):
+        return False
+    if not neighbours:
+        return says(answer, "no land borders")
+    named = {n for n in _country_names() if n != normal(country) and normal(n) in normal(answer)}
+    true = {normal(n) for n in neighbours}
+    named_norm = {normal(n) for n in named}
+    # a name inside a longer named one ("Niger" in "Nigeria", "Guinea" in "Papua New Guinea") is not counted
+    named_norm = {n for n in named_norm if not any(n != m and n in m for m in named_norm)}
+    return bool(named_norm & true) and named_norm <= true
+
+
+@lru_cache(maxsize=1)
+def _country_names() -> frozenset[str]:
+    return frozenset(normal(normalize_text(c["name"].removeprefix("the "))) for c in _countries())
+
+
+def checker(country: dict, kind: str, earlier: tuple[str, ...] = ()):
+    """The right-answer check of one fact of a country."""
+    if kind == "borders":
+        neighbours = [normalize_text(n) for n in country["gold"]["neighbours"]]
+        name = normalize_text(country["name"].removeprefix("the "))
+        return lambda answer: neighbours_right(answer, name, neighbours, earlier)
+    gold = normalize_text(country["gold"][kind])
+    return lambda answer: fact_right(answer, gold, earlier)
+
+
 def identity_right(answer: str, kind: str, earlier: list[str] = ()) -> bool:
     """identity: it says it is llmlab's assistant; scope: it says what it can do. Never a refusal, never an echo."""
     if answer.strip().startswith(REFUSAL) or any(is_echo(answer, e) for e in earlier):
@@ -95,8 +125,7 @@ def _countries() -> tuple[dict, ...]:
 
 def taught_fact_items() -> list[dict]:
     """Every fact of every train country, in each held-out phrasing."""
-    return [_item(_chat(q), lambda a, g=c["gold"][kind]: fact_right(a, normalize_text(g)), country=c["name"],
-                  fact=kind, gold=c["gold"][kind])
+    return [_item(_chat(q), checker(c, kind), country=c["name"], fact=kind, gold=c["gold"][kind])
             for c in _countries() if c["split"] == "train" for kind in FACT_KINDS if kind in c["facts"]
             for q in fact_questions(c, kind, "held_out")]
 
@@ -126,8 +155,8 @@ def in_sft(country: dict, kind: str) -> bool:
 def transfer_items() -> list[dict]:
     """Facts of the countries held out of SFT (their canonical question) that no SFT message states, with whether
     pre-training states them."""
-    return [_item(_chat(c["facts"][kind][0]), lambda a, g=c["gold"][kind]: fact_right(a, normalize_text(g)),
-                  country=c["name"], fact=kind, gold=c["gold"][kind], stated=stated_in_pretraining(c, kind))
+    return [_item(_chat(c["facts"][kind][0]), checker(c, kind), country=c["name"], fact=kind, gold=c["gold"][kind],
+                  stated=stated_in_pretraining(c, kind))
             for c in _countries() if c["split"] == "val" for kind in FACT_KINDS
             if kind in c["facts"] and not in_sft(c, kind)]
 
@@ -154,11 +183,9 @@ def multiturn_items(n: int = 150, seed: int = 0) -> list[dict]:
         else:
             kind = rng.choice([k for k in FOLLOW_UPS if k in a["facts"] and k != kind_a])
             turns, target = first + [FOLLOW_UPS[kind]], (a, kind)
-        earlier = [t for t in turns[1::2]]
-        gold = target[0]["gold"][target[1]]
-        out.append(_item(_chat(*turns), lambda ans, g=gold, e=tuple(normalize_text(x) for x in earlier):
-                         fact_right(ans, normalize_text(g), e), shape=shape, country=target[0]["name"],
-                         fact=target[1], gold=gold))
+        earlier = tuple(normalize_text(t) for t in turns[1::2])
+        out.append(_item(_chat(*turns), checker(target[0], target[1], earlier), shape=shape,
+                         country=target[0]["name"], fact=target[1], gold=target[0]["gold"][target[1]]))
     return out
 
 
