@@ -114,17 +114,22 @@ def _join(items: list[str]) -> str:
 # taught-facts evaluation asks them (llmlab.eval.assistant_evals).
 FACT_PHRASINGS = {
     "capital": {"train": ["What is the capital of {name}?", "Which city is the capital of {name}?",
-                          "What is the capital city of {name}?", "Tell me the capital of {name}."],
+                          "What is the capital city of {name}?", "Tell me the capital of {name}.",
+                          "What's the capital of {name}?", "Capital of {name}?"],
                 "held_out": ["Name the capital of {name}.", "Do you know the capital of {name}?"]},
     "currency": {"train": ["What currency does {name} use?", "What is the currency of {name}?",
-                           "Which currency is used in {name}?"],
+                           "Which currency is used in {name}?", "What money is used in {name}?",
+                           "What do people pay with in {name}?", "Currency of {name}?"],
                  "held_out": ["What money do people use in {name}?", "Tell me the currency of {name}."]},
     "languages": {"train": ["What languages are spoken in {name}?", "What is the official language of {name}?",
-                            "Which languages do people speak in {name}?"],
+                            "Which languages do people speak in {name}?", "What language do they speak in {name}?",
+                            "Languages of {name}?"],
                   "held_out": ["What language is spoken in {name}?", "Tell me the languages of {name}."]},
-    "region": {"train": ["Where is {name}?", "Where is {name} located?", "In which part of the world is {name}?"],
+    "region": {"train": ["Where is {name}?", "Where is {name} located?", "In which part of the world is {name}?",
+                         "In which region is {name}?", "What part of the world is {name} in?", "Where can I find {name}?"],
                "held_out": ["Where in the world is {name}?", "Which region is {name} in?"]},
-    "borders": {"train": ["Which countries border {name}?", "What are the neighbours of {name}?"],
+    "borders": {"train": ["Which countries border {name}?", "What are the neighbours of {name}?",
+                          "What countries touch {name}?", "Which countries are neighbours of {name}?"],
                 "held_out": ["Which countries are next to {name}?"]},
 }
 
@@ -299,6 +304,15 @@ IDENTITY_TRAIN = {
     "Where do you come from?": "I was trained by the llmlab project. " + IDENTITY,
     "Can I ask you something about yourself?": "Of course. " + IDENTITY,
     "Which model are you?": IDENTITY,
+    "Describe yourself.": IDENTITY,
+    "Say something about yourself.": IDENTITY,
+    "Who am I talking to?": "You are talking to llmlab's assistant. " + IDENTITY,
+    "Who taught you?": "The llmlab project trained me. " + IDENTITY,
+    "How should I address you?": "You can call me llmlab's assistant. " + IDENTITY,
+    "Are you a real person?": "No. " + IDENTITY,
+    "What things can you help with?": SCOPE,
+    "What are your skills?": SCOPE,
+    "What questions can I ask you?": SCOPE,
 }
 IDENTITY_VAL = {
     "Tell me about yourself.": IDENTITY,
