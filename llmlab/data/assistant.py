@@ -54,7 +54,7 @@ ATTRIBUTION = {
     "geography": "Contains data from mledoze/countries, ODbL 1.0 (https://opendatacommons.org/licenses/odbl/1-0/)",
     "chatterbot": "chatterbot-corpus 1.3.3 by Gunther Cox, BSD-3-Clause (keep its copyright notice)",
 }
-MULTITURN = 900  # six kinds of 150: three follow-ups that refer back, three that change the subject
+MULTITURN = 1500  # six kinds of 250: three follow-ups that refer back, three that change the subject
 FACT_PREFS, CONCISE_PREFS = 900, 250  # drawn from all countries: about half are held out, ~500 train fact pairs
 
 

@@ -50,7 +50,7 @@ PRESETS = {
     # every stage in about a minute on 2 cores (plus the evaluation): for smoke tests, not for quality
     "tiny": {"depth": 2, "train": {"tokens": 300_000, "bookkeeping": {"checkpoint_every": 25}},
              "sft": {"epochs": 0.25}, "prefs": {"epochs": 0.5}},
-    # the CPU default: depth 3, 2 tokens per parameter (~7 min of pre-training on 2 cores), SFT 2 epochs, DPO 1
+    # the CPU default: depth 3, 2 tokens per parameter (~7 min of pre-training on 2 cores), SFT 4 epochs, DPO 1
     "default": {"depth": 3, "train": {}, "sft": {}, "prefs": {}},
     # 2 tokens/param as on the CPU (~24 M tokens, ~8 passes over the built-in corpus's 3 M): meant for one GPU
     "d6": {"depth": 6, "train": {}, "sft": {}, "prefs": {}},
