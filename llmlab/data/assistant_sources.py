@@ -22,6 +22,10 @@ IDENTITY = "I am llmlab's assistant, a small language model trained from scratch
 
 WIKI_TRAIN, WIKI_VAL = 1200, 150
 MAX_ANSWER_CHARS = 350  # ~90 tokens: longer leads would crowd a tiny model's 256-512-token context
+# The countries a newcomer asks about first ("What is the capital of France?", README.md) are always taught, whatever
+# the hash says; the others are split by GEO_VAL_FRACTION.
+ALWAYS_TAUGHT = {"FRA", "DEU", "GBR", "USA", "ITA", "ESP", "JPN", "CHN", "IND", "BRA", "CAN", "RUS", "MEX", "EGY",
+                 "AUS", "ARG", "NGA", "ZAF", "TUR", "KOR"}
 GEO_VAL_FRACTION = 0.5  # half the 194 countries held out whole: the knowledge-transfer evaluation needs >= 100 facts
                         # that pre-training states and SFT never does (0.3 gave 58, 0.15 held out 21 countries)
 ARITH_TRAIN, WORD_PROBLEMS, ARITH_VAL_FRACTION = 600, 150, 0.1
@@ -172,8 +176,8 @@ def country_facts() -> list[dict]:
                             f"{cap} borders {_join(borders)}." if borders else f"{cap} has no land borders.")
         gold["borders"] = borders[0].removeprefix("the ") if borders else "no land borders"
         gold["neighbours"] = [b.removeprefix("the ") for b in borders]
-        out.append({"cca3": c["cca3"], "name": name, "split": split_of(f"geography/{c['cca3']}", GEO_VAL_FRACTION),
-                    "facts": facts, "gold": gold})
+        split = "train" if c["cca3"] in ALWAYS_TAUGHT else split_of(f"geography/{c['cca3']}", GEO_VAL_FRACTION)
+        out.append({"cca3": c["cca3"], "name": name, "split": split, "facts": facts, "gold": gold})
     return out
 
 
