@@ -200,7 +200,7 @@ def identity_items() -> list[dict]:
 
 # ------------------------------------------------------------------------------------------------- measuring
 
-def measure(ctx: EvalContext, items: list[dict], extra=None) -> dict:
+def measure(ctx: EvalContext, items: list[dict]) -> dict:
     """Greedy and SAMPLES sampled answers for each item (at most ctx.size("assistant") items), scored and recorded."""
     limit = ctx.size("assistant")
     items = items[:limit] if limit else items
@@ -222,7 +222,7 @@ def measure(ctx: EvalContext, items: list[dict], extra=None) -> dict:
     greedy, greedy_ci = rate_ci(greedy_flags)
     metrics = {"greedy": greedy, "greedy_ci95": greedy_ci, "samples_per_item": SAMPLES,
                "temperature": CHAT_TEMPERATURE, "top_k": CHAT_TOP_K}
-    return {"score": score, "ci95": ci, "n": len(items), "chance": None, "metrics": {**metrics, **(extra or {})}}
+    return {"score": score, "ci95": ci, "n": len(items), "chance": None, "metrics": metrics}
 
 
 def _by(ctx: EvalContext, key: str) -> dict:
@@ -250,6 +250,7 @@ def knowledge_transfer(ctx: EvalContext) -> dict:
     unstated = measure(control, [i for i in items if not i["stated"]])
     result["metrics"].update(by_fact=_by(ctx, "fact"), unstated=unstated["score"], unstated_ci95=unstated["ci95"],
                              unstated_n=unstated["n"])
+    ctx.items += control.items  # the control's items go into the same JSONL, marked stated: false
     return result
 
 
