@@ -65,6 +65,8 @@ def test_every_record_format_gives_the_same_conversations(tiny_tokenizer, tmp_pa
     assert all(records == loaded["jsonl"] for records in loaded.values())
     assert loaded["jsonl"][0]["messages"][0] == {"role": "system", "content": "Be brief."}
     assert len(load_sft_file(f"{tmp_path / 'dict'}@test")[0]) == 2
+    assert load_sft_file(f"parquet:{tmp_path}")[0] == loaded["jsonl"]  # data prepare's syntax: a folder of Parquet
+    assert open_records(f"jsonl:{files['jsonl']}").format == "jsonl"
     with pytest.raises(LlmlabError, match="splits train, test; name one"):
         load_sft_file(tmp_path / "dict")
 

@@ -6,6 +6,8 @@
     hf-saved     a folder written by `datasets`' save_to_disk (a DatasetDict folder takes a split: FOLDER@test)
     hf           hf:NAME[@SPLIT], a Hugging Face dataset by name (needs the `hf` extra and the network)
 
+As in `llmlab data prepare`, jsonl:PATH and parquet:PATH name the format instead of detecting it.
+
     source = open_records("alpaca_data.json")
     source.format                                  # "json-array"
     for where, row, problem in source.rows:        # where: "alpaca_data.json:17"; problem: (reason, message) or None
@@ -42,6 +44,14 @@ class RecordSource:
 def open_records(spec: str | Path) -> RecordSource:
     """The records of a file, a folder or hf:NAME[@SPLIT] (see the module docstring)."""
     spec = str(spec)
+    kind, _, rest = spec.partition(":")
+    if kind in ("jsonl", "parquet") and rest:  # the source syntax of `llmlab data prepare`: the format named
+        path = Path(rest)
+        if not path.exists():
+            raise LlmlabError(f"{rest}: no such file or folder")
+        files = sorted(path.rglob("*.parquet")) if kind == "parquet" and path.is_dir() else [path]
+        rows = (row for f in files for row in (_parquet_rows(f) if kind == "parquet" else _jsonl_rows(f)))
+        return RecordSource(spec, kind, rows)
     if spec.startswith("hf:"):
         name, _, split = spec[3:].partition("@")
         return RecordSource(spec, "hf", _hub_rows(name, split or "train"))
