@@ -16,7 +16,7 @@ names. Every command builds its paths here, so the layout is written down once:
       speedrun.json     the speedrun's record of its stages                            (`llmlab speedrun`)
       serve.sqlite      the serving database, by convention                            (`llmlab serve --db`)
       flywheel/<name>/  one flywheel turn, itself laid out as a run directory, and <run_dir>/<name>/ its model
-      labs/<lab>/       one lab's outputs: config.yaml, results.json, items.jsonl, PNGs, section.md (llmlab.labs)
+      labs/<lab>/       one lab's outputs: config.yaml, results.json, items.jsonl, PNGs, section.json (llmlab.labs)
 
     from llmlab.layout import RunDir
     run = RunDir("runs/x")
@@ -72,9 +72,6 @@ class RunDir:
 
     def __init__(self, root: Path | str):
         object.__setattr__(self, "root", Path(root))
-
-    def __truediv__(self, name: str) -> Path:
-        return self.root / name
 
     # data and tokenizer
     @property

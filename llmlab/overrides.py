@@ -34,7 +34,6 @@ def overrides_of(cls: type) -> type:
     partial = dataclasses.make_dataclass(f"{cls.__name__}Overrides", specs)
     partial.__doc__ = cls.__doc__
     partial.__module__ = cls.__module__
-    partial.config_class = cls
     return partial
 
 

@@ -38,7 +38,7 @@ class LabRecord:
     """The folder of one lab run (see the module docstring); `done` maps each recorded item's key to its row."""
 
     def __init__(self, run_dir: Path, lab: str, config: Any):
-        self.lab, self.folder = lab, RunDir(run_dir).lab(lab)
+        self.run_dir, self.lab, self.folder = Path(run_dir), lab, RunDir(run_dir).lab(lab)
         self.items_path = self.folder / "items.jsonl"
         settings = {"config": to_plain(config), "fingerprint": fingerprint(to_plain(config))}
         saved = self.folder / "config.yaml"
@@ -91,4 +91,4 @@ class LabRecord:
 
     def write_section(self, title: str, blocks: list) -> Path:
         """The lab's section of the report card (blocks: llmlab.report.lab_sections)."""
-        return write_lab_section(self.folder.parent.parent, self.lab, title, blocks)
+        return write_lab_section(self.run_dir, self.lab, title, blocks)
