@@ -40,4 +40,4 @@ def flywheel(run_dir: Path = DEFAULT_RUN_DIR, db: Path | None = None,
         print(f"{name:<18} {r['before']:.3f} -> {r['after']:.3f} (n={r['n']}){flag}")
     name = report["name"]
     print(f"new version: {run.model(name)} (registered in the store); report: "
-          f"{run.flywheel(name) / 'report.json'}")
+          f"{run.flywheel(name).root / 'report.json'}")
