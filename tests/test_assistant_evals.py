@@ -8,6 +8,7 @@ import pytest
 from llmlab.data.assistant_safety import REFUSAL
 from llmlab.data.assistant_sources import IDENTITY, SCOPE
 from llmlab.eval import assistant_evals as ae
+from llmlab.eval.chat_sampling import SAMPLES
 from llmlab.eval.context import EvalContext
 from llmlab.model.config import ModelConfig
 from llmlab.model.transformer import Transformer
@@ -81,7 +82,7 @@ def test_measure_scores_sampled_and_greedy_answers(tiny_tokenizer, tmp_path, mon
                       sizes={"assistant": None, "chat_max_tokens": 200})
     result = ae.measure(ctx, items)
     assert result["score"] == expected and result["metrics"]["greedy"] == expected and result["n"] == 12
-    assert len(ctx.items[0]["samples"]) == ae.SAMPLES and ctx.items[0]["sampling"]["temperature"] == 0.7
+    assert len(ctx.items[0]["samples"]) == SAMPLES and ctx.items[0]["sampling"]["temperature"] == 0.7
 
 
 def test_a_borders_answer_names_true_neighbours_only():

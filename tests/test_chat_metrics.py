@@ -1,4 +1,5 @@
-"""The assistant's held-out metrics: the scoring helpers on known answers, and a tiny end-to-end run."""
+"""The assistant's held-out metrics: the scoring helpers on known answers, scripted answers scored through the sampled
+and greedy paths, and a tiny end-to-end run."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import json
 
 import pytest
 
-from llmlab.eval.chat_metrics import chat_metrics, token_f1, wilson
+from llmlab.eval import chat_metrics as cm
+from llmlab.eval.context import EvalContext
+from llmlab.eval.scoring import token_f1, wilson
 from llmlab.model.config import ModelConfig
 from llmlab.model.folder import save_model_folder
 from llmlab.model.transformer import Transformer
@@ -35,39 +38,55 @@ def scripted_model(monkeypatch, tok, run_dir, reply) -> Transformer:
     by_ids = {tuple(render_prompt(tok, p)): p for p in prompts}
     end = tok.special_ids["end_of_turn"]
 
-    def generate_ids(model, prompt_ids, max_new_tokens, **options):
+    def generate_ids(model, prompt_ids, max_new_tokens, num_samples=1, **options):
         ids = tok.encode(reply(by_ids[tuple(prompt_ids)])) + [end]
-        return [ids if len(ids) <= max_new_tokens else ids[:max_new_tokens]]
+        return [ids if len(ids) <= max_new_tokens else ids[:max_new_tokens]] * num_samples
 
     monkeypatch.setattr("llmlab.eval.context.generate_ids", generate_ids)
     return Transformer(ModelConfig.from_depth(1, vocab_size=tok.vocab_size, seq_len=4096, d_model=32, n_heads=2))
 
 
+def run_chat_evals(model, tok, run_dir, max_new_tokens: int) -> dict:
+    """Each chat evaluation on the scripted model: {name: (result, the items it recorded)}."""
+    out = {}
+    for name in cm.CHAT_EVALS:
+        ctx = EvalContext(model, tok, {"stage": "sft"}, run_dir, run_dir, seed=0, preset="quick",
+                          sizes={"chat": 30, "chat_max_tokens": max_new_tokens})
+        out[name] = (getattr(cm, name)(ctx), ctx.items)
+    return out
+
+
 def test_chat_metrics_score_right_answers_as_right(tmp_path, tiny_tokenizer, monkeypatch):
     """What a trained assistant must pass: the reference answers of the held-out chats, and the refusal on every
-    forbidden request, score 1 everywhere and 0 over-refusal."""
+    forbidden request, score 1 everywhere (sampled and greedy) and 0 over-refusal."""
     from llmlab.data.assistant_safety import REFUSAL
-    from llmlab.eval.chat_metrics import held_out
 
     tok = Tokenizer.load(tiny_tokenizer)
-    val, _ = held_out(tmp_path)
+    val, _ = cm.held_out(tmp_path)
     references = {json.dumps(row["messages"][:-1]): row["messages"][-1]["content"] for row in val}
     model = scripted_model(monkeypatch, tok, tmp_path, lambda prompt: references.get(json.dumps(prompt), REFUSAL))
-    result = chat_metrics(model, tok, tmp_path, max_new_tokens=512, limit=30)
-    for name in ("turn_ending", "arithmetic", "refusal_direct", "refusal_roleplay"):
-        assert result[name]["rate"] == 1.0 and result[name]["n"] > 0, name
-    assert result["over_refusal"]["rate"] == 0.0 and result["over_refusal"]["n"] > 0
-    # a few held-out questions are asked twice with two different answers, so one reply cannot match both
-    assert result["wiki_f1"]["mean"] > 0.95 and result["wiki_f1"]["n"] > 0
+    results = run_chat_evals(model, tok, tmp_path, max_new_tokens=512)
+    for name in ("turn_ending", "arithmetic", "refusal"):
+        result, items = results[name]
+        assert result["score"] == 1.0 and result["metrics"]["greedy"] == 1.0 and result["n"] > 0, name
+        assert len(items[0]["samples"]) == 8 and all(items[0]["sample_verdicts"]), name
+    assert results["refusal"][0]["metrics"]["direct_n"] > 0 and results["refusal"][0]["metrics"]["roleplay"] == 1.0
+    assert results["over_refusal"][0]["score"] == 0.0 and results["over_refusal"][0]["n"] > 0
 
 
 def test_chat_metrics_score_an_echo_of_the_question_as_wrong(tmp_path, tiny_tokenizer, monkeypatch):
     tok = Tokenizer.load(tiny_tokenizer)
     model = scripted_model(monkeypatch, tok, tmp_path, lambda prompt: prompt[-1]["content"])
-    result = chat_metrics(model, tok, tmp_path, max_new_tokens=512, limit=30)
-    assert result["arithmetic"]["rate"] < 0.1  # "What is 47 + 38?" ends on 38, not 85
-    assert result["refusal_direct"]["rate"] == 0.0 and result["refusal_roleplay"]["rate"] == 0.0
-    assert result["wiki_f1"]["mean"] < 0.9
+    results = run_chat_evals(model, tok, tmp_path, max_new_tokens=512)
+    assert results["arithmetic"][0]["score"] < 0.1  # "What is 47 + 38?" ends on 38, not 85
+    assert results["refusal"][0]["metrics"]["direct"] == 0.0 and results["refusal"][0]["metrics"]["roleplay"] == 0.0
+
+
+def test_a_turn_cut_at_the_token_budget_is_not_ended(tmp_path, tiny_tokenizer, monkeypatch):
+    tok = Tokenizer.load(tiny_tokenizer)
+    model = scripted_model(monkeypatch, tok, tmp_path, lambda prompt: "word " * 40)
+    result, items = run_chat_evals(model, tok, tmp_path, max_new_tokens=8)["turn_ending"]
+    assert result["score"] == 0.0 and result["metrics"]["greedy"] == 0.0 and not any(items[0]["sample_verdicts"])
 
 
 def test_cli_eval_chat_runs_the_four_chat_evaluations(tmp_path, tiny_tokenizer, capsys):

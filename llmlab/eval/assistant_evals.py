@@ -13,10 +13,8 @@
     identity            "who are you", "who made you", "what can you do", in phrasings and openings never trained on:
                         the answer says it is llmlab's assistant (or what it can do), and does not refuse
 
-Each item gets one greedy answer and `SAMPLES` sampled ones at the chat's defaults (llmlab.engine.conversation:
-temperature, top-k), drawn as rows of one batch from a seed per item. The score is the mean over items of the share
-of sampled answers that are right, with a normal 95% interval over items; `greedy` (Wilson interval) is in the
-metrics. A right answer contains the expected word (NFKC-normalised, case-insensitive): a string check that cannot
+Each item gets one greedy answer and 8 sampled ones at the chat's defaults (llmlab.eval.chat_sampling): the score is
+the mean share of right sampled answers, with the greedy rate beside. A right answer contains the expected word (NFKC-normalised, case-insensitive): a string check that cannot
 tell a confused answer which happens to name it, so the echo rule of `multiturn` also applies everywhere an earlier
 answer is in the chat.
 
@@ -36,14 +34,9 @@ from llmlab.data.assistant_sources import (IDENTITY_GREETINGS, IDENTITY_HELD_OUT
 from llmlab.data.clean import normalize_text
 from llmlab.data.corpus import wiki_articles
 from llmlab.data.split import split_of
-from llmlab.engine.conversation import CHAT_TEMPERATURE, CHAT_TOP_K
+from llmlab.eval.chat_sampling import measure, rate_by
 from llmlab.eval.context import EvalContext
 from llmlab.eval.registry import CHAT_ONLY, register
-from llmlab.eval.scoring import mean_ci, rate_ci
-from llmlab.tokenizer.chat import render_prompt
-
-SAMPLES = 8  # sampled answers per item, at the chat's defaults
-MAX_TOKENS = 64  # the facts' answers are one sentence (< 40 tokens); identity answers < 60
 FOLLOW_UPS = {"currency": "And what currency does it use?", "languages": "What languages do people speak there?",
               "region": "Where is it?"}  # the multi-turn family's follow-ups (llmlab.data.assistant)
 FACT_KINDS = ("capital", "currency", "languages", "region", "borders")
@@ -200,43 +193,17 @@ def identity_items() -> list[dict]:
 
 # ------------------------------------------------------------------------------------------------- measuring
 
-def measure(ctx: EvalContext, items: list[dict]) -> dict:
-    """Greedy and SAMPLES sampled answers for each item (at most ctx.size("assistant") items), scored and recorded."""
+def _first(ctx: EvalContext, items: list[dict]) -> list[dict]:
+    """At most ctx.size("assistant") items."""
     limit = ctx.size("assistant")
-    items = items[:limit] if limit else items
-    sampled_rates, greedy_flags = [], []
-    for index, item in enumerate(items):
-        prompt = render_prompt(ctx.tok, item["messages"])
-        budget = ctx.size("chat_max_tokens") or MAX_TOKENS
-        greedy, decoding = ctx.greedy(prompt, budget)
-        samples = ctx.sample(prompt, budget, SAMPLES, seed=ctx.seed * 100_003 + index,
-                             temperature=CHAT_TEMPERATURE, top_k=CHAT_TOP_K)
-        verdicts = [bool(item["check"](s)) for s in samples]
-        sampled_rates.append(sum(verdicts) / len(verdicts))
-        greedy_flags.append(bool(item["check"](greedy)))
-        info = {k: v for k, v in item.items() if k not in ("messages", "check")}
-        ctx.record(prompt=item["messages"], output=greedy, score=sampled_rates[-1], greedy_right=greedy_flags[-1],
-                   samples=samples, sample_verdicts=verdicts, decoding=decoding,
-                   sampling={"temperature": CHAT_TEMPERATURE, "top_k": CHAT_TOP_K, "samples": SAMPLES}, **info)
-    score, ci = mean_ci(sampled_rates, (0.0, 1.0))
-    greedy, greedy_ci = rate_ci(greedy_flags)
-    metrics = {"greedy": greedy, "greedy_ci95": greedy_ci, "samples_per_item": SAMPLES,
-               "temperature": CHAT_TEMPERATURE, "top_k": CHAT_TOP_K}
-    return {"score": score, "ci95": ci, "n": len(items), "chance": None, "metrics": metrics}
-
-
-def _by(ctx: EvalContext, key: str) -> dict:
-    groups: dict = {}
-    for item in ctx.items:
-        groups.setdefault(str(item[key]), []).append(item["score"])
-    return {name: sum(v) / len(v) for name, v in sorted(groups.items())}
+    return items[:limit] if limit else items
 
 
 @register("taught_facts", unit="accuracy", models=CHAT_ONLY)
 def taught_facts(ctx: EvalContext) -> dict:
     """Facts of the SFT data asked in unseen phrasings, at the chat's sampling (8 seeds) and greedy."""
-    result = measure(ctx, _spread(taught_fact_items(), ctx.seed))
-    result["metrics"]["by_fact"] = _by(ctx, "fact")
+    result = measure(ctx, _first(ctx, _spread(taught_fact_items(), ctx.seed)))
+    result["metrics"]["by_fact"] = rate_by(ctx, "fact")
     return result
 
 
@@ -245,10 +212,10 @@ def knowledge_transfer(ctx: EvalContext) -> dict:
     """Facts only pre-training states (countries held out of SFT), at the chat's sampling; unstated ones beside."""
     items = transfer_items()
     stated = [i for i in items if i["stated"]]
-    result = measure(ctx, stated)
+    result = measure(ctx, _first(ctx, stated))
     control = EvalContext(ctx.model, ctx.tok, ctx.info, ctx.model_dir, ctx.run_dir, ctx.seed, ctx.preset, ctx.sizes)
-    unstated = measure(control, [i for i in items if not i["stated"]])
-    result["metrics"].update(by_fact=_by(ctx, "fact"), unstated=unstated["score"], unstated_ci95=unstated["ci95"],
+    unstated = measure(control, _first(ctx, [i for i in items if not i["stated"]]))
+    result["metrics"].update(by_fact=rate_by(ctx, "fact"), unstated=unstated["score"], unstated_ci95=unstated["ci95"],
                              unstated_n=unstated["n"])
     ctx.items += control.items  # the control's items go into the same JSONL, marked stated: false
     return result
@@ -257,16 +224,16 @@ def knowledge_transfer(ctx: EvalContext) -> dict:
 @register("multiturn", unit="accuracy", models=CHAT_ONLY)
 def multiturn(ctx: EvalContext) -> dict:
     """Later turns of held-out chats: the later question's fact, never a repeat of an earlier answer."""
-    result = measure(ctx, multiturn_items(seed=ctx.seed))
-    result["metrics"]["by_shape"] = _by(ctx, "shape")
+    result = measure(ctx, _first(ctx, multiturn_items(seed=ctx.seed)))
+    result["metrics"]["by_shape"] = rate_by(ctx, "shape")
     return result
 
 
 @register("identity", unit="rate", models=CHAT_ONLY)
 def identity(ctx: EvalContext) -> dict:
     """Who it is and what it can do, asked in unseen phrasings and openings: appropriate answers."""
-    result = measure(ctx, identity_items())
-    result["metrics"]["by_kind"] = _by(ctx, "kind")
+    result = measure(ctx, _first(ctx, identity_items()))
+    result["metrics"]["by_kind"] = rate_by(ctx, "kind")
     return result
 
 

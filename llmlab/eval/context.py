@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from llmlab.engine.generate import cut_at_stop, generate_ids
 from llmlab.errors import LlmlabError
@@ -40,6 +40,14 @@ def fit_shots(build: Callable[[int], list[int]], n_shots: int, max_len: int) -> 
         if len(ids) <= max_len:
             return ids, k
     return build(0), 0
+
+
+class Reply(NamedTuple):
+    """One sampled answer: its text, and whether the model ended the turn itself (before the token budget or the
+    end of the context)."""
+
+    text: str
+    stopped: bool
 
 
 @dataclass
@@ -93,12 +101,17 @@ class EvalContext:
                 return text_ids(tok, f"{text}Question: {question}\nAnswer:")
         return fit_shots(build, len(shots), self.seq_len - reserve)
 
-    def sample(self, prompt_ids: list[int], max_new_tokens: int, n: int, seed: int, **sampling) -> list[str]:
+    def sample(self, prompt_ids: list[int], max_new_tokens: int, n: int, seed: int, **sampling) -> list[Reply]:
         """n sampled answers of a chat model (rows of one batch, one seed), cut at the end of the turn."""
         end = {self.tok.special_ids["end_of_turn"]}
         rows = generate_ids(self.model, prompt_ids, max_new_tokens, num_samples=n, seed=seed, stop_ids=end,
                             **sampling)
-        return [self.tok.decode(row).strip() for row in rows]
+        room = self._room(prompt_ids, max_new_tokens)
+        return [Reply(self.tok.decode(row).strip(), len(row) < room) for row in rows]
+
+    def _room(self, prompt_ids: list[int], max_new_tokens: int) -> int:
+        """How many tokens generate() may add after this prompt (it keeps the prompt's last tokens when too long)."""
+        return min(max_new_tokens, self.seq_len - min(len(prompt_ids), self.seq_len) + 1)
 
     def greedy(self, prompt_ids: list[int], max_new_tokens: int) -> tuple[str, dict]:
         """(the answer text, its decoding settings and whether it stopped by itself, i.e. before max_new_tokens or
@@ -111,7 +124,7 @@ class EvalContext:
         out = generate_ids(self.model, prompt_ids, max_new_tokens, temperature=0.0, stop_ids=stop_ids,
                            stop_strings=stop_strings, tokenizer=tok)[0]
         text = tok.decode(out)
-        room = min(max_new_tokens, self.seq_len - min(len(prompt_ids), self.seq_len) + 1)  # as generate() counts
+        room = self._room(prompt_ids, max_new_tokens)
         stops = ["<|end_of_turn|>"] if self.is_chat else ["<|begin_of_text|>", "<|end_of_text|>", *TEXT_STOPS]
         decoding = {"temperature": 0.0, "max_new_tokens": max_new_tokens, "stop": stops,
                     "template": "chat" if self.is_chat else "text",
