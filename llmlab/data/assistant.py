@@ -19,7 +19,8 @@ tokens, i.e. about 1-2 epochs of ~4,000 short conversations of ~60-100 tokens ea
                 hash of the question.
     chatterbot  the distinct, persona-free conversations of chatterbot-corpus; val by a hash of the opening line.
     identity    every train phrasing of "who are you?" with a few greetings; val: unseen phrasings.
-    multiturn   300 follow-ups that refer to the previous turn ("And what currency does it use?").
+    multiturn   2,000 two- and three-turn chats: follow-ups that refer to the previous turn ("And what currency does
+                it use?") and later questions on another subject.
     safety      see assistant_safety.py: ~180 refusals, ~150 benign look-alikes; val uses unseen role-play wrappers.
 The generators live in assistant_sources.py (single sources) and assistant_safety.py (policy); this module adds
 multi-turn follow-ups and preference pairs, and assembles and writes the mixture.
@@ -54,7 +55,10 @@ ATTRIBUTION = {
     "geography": "Contains data from mledoze/countries, ODbL 1.0 (https://opendatacommons.org/licenses/odbl/1-0/)",
     "chatterbot": "chatterbot-corpus 1.3.3 by Gunther Cox, BSD-3-Clause (keep its copyright notice)",
 }
-MULTITURN = 1500  # six kinds of 250: three follow-ups that refer back, three that change the subject
+# Eight slots of 250: a follow-up on a country (twice: the kind that failed most, docs/LOG.md), on a wiki answer and
+# on a sum; another country's fact, another country's capital then a follow-up on it (twice), identity and a fact.
+MULTITURN = 2000
+_MULTITURN_SLOTS = (0, 0, 1, 2, 3, 4, 4, 5)
 FACT_PREFS, CONCISE_PREFS = 900, 250  # drawn from all countries: about half are held out, ~500 train fact pairs
 
 
@@ -76,7 +80,7 @@ def multiturn_conversations(seed: int = 0) -> list[dict]:
 
     out = []
     for i in range(MULTITURN):
-        kind = i % 6
+        kind = _MULTITURN_SLOTS[i % len(_MULTITURN_SLOTS)]
         if kind >= 3:  # another subject: two or three countries of one split, or who the assistant is
             split = "val" if rng.random() < 0.15 else "train"
             a, b = rng.sample(by_split[split], 2)
@@ -94,7 +98,7 @@ def multiturn_conversations(seed: int = 0) -> list[dict]:
             out.append(conversation(turns, "multiturn", split))
         elif kind == 0:  # a follow-up on the country of any first question
             c = rng.choice(countries)
-            first = rng.choice([k for k in c["facts"] if k != "borders"])
+            first = rng.choice(list(c["facts"]))
             key = rng.choice([k for k in follow_ups if k in c["facts"] and k != first])
             out.append(conversation([*ask(c, first), follow_ups[key], c["facts"][key][1]], "multiturn", c["split"]))
         elif kind == 1:
