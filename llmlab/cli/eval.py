@@ -47,7 +47,8 @@ def chat(*, model: Path, run_dir: Path = DEFAULT_RUN_DIR, max_tokens: int = 64, 
         model: the chat model folder to evaluate.
         run_dir: the run whose held-out chats to use (its default fine-tuning data, generated if missing);
             results go to <run_dir>/eval/<model folder name>/.
-        max_tokens: greedy answers are cut at this many tokens (a turn not ended by then counts as not ended).
+        max_tokens: answers (greedy and sampled) are cut at this many tokens (a turn not ended by then counts as not
+            ended).
         limit: at most this many examples per held-out set.
     """
     from llmlab.eval.chat_metrics import CHAT_EVALS
