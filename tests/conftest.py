@@ -84,3 +84,24 @@ def sft_run(tmp_path, tiny_tokenizer) -> Path:
             for color, thing in facts:
                 f.write(json.dumps(chat(color, thing)) + "\n")
     return run
+
+
+@pytest.fixture()
+def scripted_replies(monkeypatch):
+    """install(tok, reply): every chat answer the evaluations generate (llmlab.eval.context's complete_all) becomes
+    reply(prompt ids as a tuple), ended like a trained model's turn, or cut at the request's token budget when the
+    text and its end of turn do not fit: the evaluations' scoring end to end, without training a model."""
+    from llmlab.engine.batching import Completion
+
+    def install(tok, reply) -> None:
+        def complete_all(model, requests, tokenizer=None, max_batch=64):
+            out = []
+            for request in requests:
+                ids = tok.encode(reply(tuple(request.prompt_ids)))
+                fits = len(ids) < request.max_new_tokens  # room for the text and its end-of-turn token
+                out.append(Completion(ids, "stop") if fits else Completion(ids[: request.max_new_tokens], "length"))
+            return out
+
+        monkeypatch.setattr("llmlab.eval.context.complete_all", complete_all)
+
+    return install

@@ -64,19 +64,14 @@ def test_identity_answers():
 
 
 @pytest.mark.parametrize("reply, expected", [("right", 1.0), ("echo", 0.0)])
-def test_measure_scores_sampled_and_greedy_answers(tiny_tokenizer, tmp_path, monkeypatch, reply, expected):
+def test_measure_scores_sampled_and_greedy_answers(tiny_tokenizer, tmp_path, scripted_replies, reply, expected):
     tok = Tokenizer.load(tiny_tokenizer)
     items = ae.multiturn_items(n=12)
     answers = {}
     for item in items:
         answers[tuple(render_prompt(tok, item["messages"]))] = (
             f"It is {item['gold']}." if reply == "right" else previous_answer(item))
-    end = tok.special_ids["end_of_turn"]
-
-    def generate_ids(model, prompt_ids, max_new_tokens, num_samples=1, **options):
-        return [tok.encode(answers[tuple(prompt_ids)]) + [end]] * num_samples
-
-    monkeypatch.setattr("llmlab.eval.context.generate_ids", generate_ids)
+    scripted_replies(tok, answers.get)
     model = Transformer(ModelConfig.from_depth(1, vocab_size=tok.vocab_size, seq_len=1024, d_model=32, n_heads=2))
     ctx = EvalContext(model, tok, {"stage": "sft"}, tmp_path, tmp_path, seed=0, preset="quick",
                       sizes={"assistant": None, "chat_max_tokens": 200})

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from llmlab.engine.batching import BatchEngine, EngineBusy, Event, Request
+from llmlab.engine.batching import BatchEngine, EngineBusy, Event, Request, complete_all
 from llmlab.engine.generate import generate_ids
 from llmlab.errors import LlmlabError
 from llmlab.model.config import ModelConfig
@@ -163,6 +163,37 @@ def test_stops_and_context_limit(engine):
         engine.submit(Request(prompt, 4, temperature=-1), print)
     with pytest.raises(LlmlabError, match="tokenizer"):
         engine.submit(Request(prompt, 4, stop_strings=["x"]), print)
+
+
+def test_complete_all_runs_every_request_in_order_like_generate():
+    model = Transformer(VARIANTS["rope_gqa"])
+    greedy = [Request(p, max_new_tokens=5 + i, temperature=0) for i, p in enumerate(prompts(6))]
+    sampled = [Request(p, max_new_tokens=6, temperature=1.0, top_k=20, seed=i) for i, p in enumerate(prompts(3))]
+    long_prompt = Request(tokens(1, T_MAX + 5, seed=4)[0].tolist(), 50, temperature=0)  # longer than the context
+    done = complete_all(model, greedy + sampled + [long_prompt], max_batch=4)
+    for req, c in zip(greedy, done):
+        assert (c.tokens, c.finish) == (generate_ids(model, req.prompt_ids, req.max_new_tokens, temperature=0)[0],
+                                        "length")
+    assert [c.tokens for c in done[6:9]] == [c.tokens for c in complete_all(model, sampled[::-1], max_batch=2)][::-1]
+    expected = generate_ids(model, long_prompt.prompt_ids, 50, temperature=0)[0]  # keeps the last T_MAX tokens
+    assert (done[9].tokens, done[9].finish) == (expected, "length") and len(expected) == 1
+    stop_id = done[0].tokens[2]
+    c = complete_all(model, [Request(greedy[0].prompt_ids, 5, temperature=0, stop_ids={stop_id})])[0]
+    assert (c.tokens, c.finish) == (done[0].tokens[: done[0].tokens.index(stop_id)], "stop")  # stop id left out
+    assert complete_all(model, []) == []
+
+
+def test_requests_with_one_prompt_share_its_prefill(monkeypatch):
+    model = Transformer(VARIANTS["learned"])
+    prompt = prompts(3)[2]
+    reqs = [Request(prompt, 6, temperature=0)] + [Request(prompt, 6, temperature=1.0, seed=s) for s in range(5)]
+    alone = [complete_all(model, [r])[0] for r in reqs]
+    prefills = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda idx, **kw: (prefills.append(idx.shape) if idx.shape[1] > 1 else None,
+                                                             forward(idx, **kw))[1])
+    assert complete_all(model, reqs, max_batch=4) == alone  # 4 rows: two prefills of 3 + 3 requests
+    assert len(prefills) == 2 and len({tuple(c.tokens) for c in alone[1:]}) > 1
 
 
 def test_stop_strings(tiny_tokenizer):

@@ -25,9 +25,9 @@ def test_token_f1_and_wilson_interval():
     assert wilson(0, 20)[0] == 0.0 and wilson(20, 20)[1] == pytest.approx(1.0)
 
 
-def scripted_model(monkeypatch, tok, run_dir, reply) -> Transformer:
-    """A model whose greedy answer to a rendered prompt is reply(prompt messages), ended like a trained model's
-    turn (cut at the token budget otherwise): the chat metrics' scoring, end to end, without training."""
+def scripted_model(scripted_replies, tok, run_dir, reply) -> Transformer:
+    """A model whose every answer to a rendered prompt is reply(prompt messages), ended like a trained model's turn
+    (cut at the token budget otherwise): the chat metrics' scoring, end to end, without training."""
     from llmlab.data.assistant_safety import forbidden_requests
     from llmlab.eval import chat_metrics as metrics_module
     from llmlab.tokenizer.chat import render_prompt
@@ -36,13 +36,7 @@ def scripted_model(monkeypatch, tok, run_dir, reply) -> Transformer:
     prompts = [row["messages"][:-1] for row in val]
     prompts += [[{"role": "user", "content": request}] for _, _, request in forbidden_requests()]
     by_ids = {tuple(render_prompt(tok, p)): p for p in prompts}
-    end = tok.special_ids["end_of_turn"]
-
-    def generate_ids(model, prompt_ids, max_new_tokens, num_samples=1, **options):
-        ids = tok.encode(reply(by_ids[tuple(prompt_ids)])) + [end]
-        return [ids if len(ids) <= max_new_tokens else ids[:max_new_tokens]] * num_samples
-
-    monkeypatch.setattr("llmlab.eval.context.generate_ids", generate_ids)
+    scripted_replies(tok, lambda ids: reply(by_ids[ids]))
     return Transformer(ModelConfig.from_depth(1, vocab_size=tok.vocab_size, seq_len=4096, d_model=32, n_heads=2))
 
 
@@ -56,7 +50,7 @@ def run_chat_evals(model, tok, run_dir, max_new_tokens: int) -> dict:
     return out
 
 
-def test_chat_metrics_score_right_answers_as_right(tmp_path, tiny_tokenizer, monkeypatch):
+def test_chat_metrics_score_right_answers_as_right(tmp_path, tiny_tokenizer, scripted_replies):
     """What a trained assistant must pass: the reference answers of the held-out chats, and the refusal on every
     forbidden request, score 1 everywhere (sampled and greedy) and 0 over-refusal."""
     from llmlab.data.assistant_safety import REFUSAL
@@ -64,7 +58,7 @@ def test_chat_metrics_score_right_answers_as_right(tmp_path, tiny_tokenizer, mon
     tok = Tokenizer.load(tiny_tokenizer)
     val, _ = cm.held_out(tmp_path)
     references = {json.dumps(row["messages"][:-1]): row["messages"][-1]["content"] for row in val}
-    model = scripted_model(monkeypatch, tok, tmp_path, lambda prompt: references.get(json.dumps(prompt), REFUSAL))
+    model = scripted_model(scripted_replies, tok, tmp_path, lambda prompt: references.get(json.dumps(prompt), REFUSAL))
     results = run_chat_evals(model, tok, tmp_path, max_new_tokens=512)
     for name in ("turn_ending", "arithmetic", "refusal"):
         result, items = results[name]
@@ -74,17 +68,17 @@ def test_chat_metrics_score_right_answers_as_right(tmp_path, tiny_tokenizer, mon
     assert results["over_refusal"][0]["score"] == 0.0 and results["over_refusal"][0]["n"] > 0
 
 
-def test_chat_metrics_score_an_echo_of_the_question_as_wrong(tmp_path, tiny_tokenizer, monkeypatch):
+def test_chat_metrics_score_an_echo_of_the_question_as_wrong(tmp_path, tiny_tokenizer, scripted_replies):
     tok = Tokenizer.load(tiny_tokenizer)
-    model = scripted_model(monkeypatch, tok, tmp_path, lambda prompt: prompt[-1]["content"])
+    model = scripted_model(scripted_replies, tok, tmp_path, lambda prompt: prompt[-1]["content"])
     results = run_chat_evals(model, tok, tmp_path, max_new_tokens=512)
     assert results["arithmetic"][0]["score"] < 0.1  # "What is 47 + 38?" ends on 38, not 85
     assert results["refusal"][0]["metrics"]["direct"] == 0.0 and results["refusal"][0]["metrics"]["roleplay"] == 0.0
 
 
-def test_a_turn_cut_at_the_token_budget_is_not_ended(tmp_path, tiny_tokenizer, monkeypatch):
+def test_a_turn_cut_at_the_token_budget_is_not_ended(tmp_path, tiny_tokenizer, scripted_replies):
     tok = Tokenizer.load(tiny_tokenizer)
-    model = scripted_model(monkeypatch, tok, tmp_path, lambda prompt: "word " * 40)
+    model = scripted_model(scripted_replies, tok, tmp_path, lambda prompt: "word " * 40)
     result, items = run_chat_evals(model, tok, tmp_path, max_new_tokens=8)["turn_ending"]
     assert result["score"] == 0.0 and result["metrics"]["greedy"] == 0.0 and not any(items[0]["sample_verdicts"])
 

@@ -21,6 +21,7 @@ from llmlab.data.prepare import PrepareConfig
 from llmlab.errors import LlmlabError
 from llmlab.pipeline.speedrun import TrainOverrides, resolve_settings, speedrun
 from llmlab.train import checkpoint
+from llmlab.train.sft import SFTConfig
 
 TINY_TRAIN = dict(depth=1, seq_len=48, batch_size=8, schedule={"warmup_steps": 2},
                   bookkeeping={"eval_every": 0, "eval_tokens": 512, "log_every": 1, "checkpoint_every": 4},
@@ -145,6 +146,45 @@ def test_settings_follow_preset_then_depth_then_overrides():
         resolve_settings("default", None, {"tokns": 5}, None, None)
     with pytest.raises(LlmlabError, match="--preset 'huge'"):
         resolve_settings("huge", None, None, None, None)
+
+
+def test_the_smollm2_preset_starts_from_the_packaged_model_with_lora():
+    s = resolve_settings("smollm2")
+    assert s.start == "smollm2" and s.sft.lora_rank == s.prefs.lora_rank == 16 and s.sft.lr < SFTConfig().lr
+    assert resolve_settings("default").start is None
+    with pytest.raises(LlmlabError, match="--depth: preset smollm2 imports smollm2"):
+        resolve_settings("smollm2", depth=4)
+
+
+@pytest.mark.slow  # two speedruns (SFT and DPO of a tiny imported model): ~10 s
+def test_a_start_preset_imports_its_model_instead_of_pretraining(tiny_speedrun, monkeypatch, tmp_path, capsys):
+    from llmlab.model.gguf_format import write_gguf
+    from llmlab.pipeline import speedrun as speedrun_module
+    from llmlab.tokenizer.bpe import Tokenizer
+    from test_hf_format import random_model
+
+    run, options = tiny_speedrun
+    gguf = tmp_path / "tiny.gguf"
+    write_gguf(random_model("llama", d_model=32, n_heads=2, n_kv_heads=1), Tokenizer.load(run / "tokenizer"), gguf)
+    monkeypatch.setitem(speedrun_module.PRESETS, "imported", {"start": str(gguf), "train": {}, "sft": {}, "prefs": {}})
+    monkeypatch.setenv("LLMLAB_CACHE", str(tmp_path / "cache"))
+    use_evals(monkeypatch, FakeEvals())
+    options = {**options, "preset": "imported", "train": None}
+    speedrun(run, **options)
+    base = json.loads((run / "base" / "model.json").read_text())
+    assert base["stage"] == "imported" and base["source"] == str(gguf)
+    assert not (run / "pretrain").exists()  # nothing was pre-trained
+    assert "imported" in capsys.readouterr().out
+    state = json.loads((run / "speedrun.json").read_text())
+    assert all(state["stages"][s]["status"] == "done" for s in ("data", "pretrain", "sft", "prefs", "eval", "report"))
+    sft_config = yaml.safe_load((run / "sft" / "config.yaml").read_text())
+    assert sft_config["steps"] == 2  # 4 chats, 2 epochs, batches of 4: trained from the imported base
+    assert f"none: {gguf} imported as the base (2 layers" in (run / "report" / "report.md").read_text()
+
+    stamp = (run / "base" / "model.safetensors").stat().st_mtime_ns
+    speedrun(run, **options)
+    assert (run / "base" / "model.safetensors").stat().st_mtime_ns == stamp
+    assert "imported before; nothing to do" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -20,12 +20,9 @@ def import_model(source: str, *, out: Path) -> None:
         source: the model to import: a Hugging Face folder, a .gguf file, hf:org/name, or smollm2.
         out: the llmlab model folder to write (replaced if it exists).
     """
-    from llmlab.model.folder import save_model_folder
-    from llmlab.model.loading import load_model
+    from llmlab.model.loading import import_model as convert
 
-    model, tok, info = load_model(source)
-    meta = {k: v for k, v in info.items() if k not in ("model", "format", "weights")}
-    save_model_folder(Path(out), model, tok.folder, meta)
+    model, tok = convert(source, Path(out))
     cfg = model.cfg
     print(f"imported {source} -> {out}: {cfg.depth} layers, d_model {cfg.d_model}, {cfg.n_heads}/{cfg.n_kv_heads} "
           f"heads, vocab {cfg.vocab_size}, {'tied' if cfg.tie_embeddings else 'untied'} head, chat format "

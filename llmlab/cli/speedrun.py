@@ -2,6 +2,7 @@
 
     llmlab speedrun --run_dir runs/speedrun          # data -> tokenizer -> pretrain -> SFT -> DPO -> eval -> report
     llmlab speedrun --run_dir runs/t --preset tiny           # every stage in a couple of minutes
+    llmlab speedrun --run_dir runs/smol --preset smollm2     # SmolLM2-135M-Instruct through llmlab's SFT and DPO
     llmlab speedrun --run_dir runs/x --depth 4 --train.tokens 2000000 --sft.epochs 1
     torchrun --standalone --nproc_per_node 2 -m llmlab speedrun --run_dir runs/x
 """
@@ -33,7 +34,8 @@ def speedrun(
 
     Args:
         run_dir: the run directory (every stage's outputs).
-        preset: size preset: tiny (smoke run), default (depth 3, the CPU run), d6, d12 (meant for a GPU).
+        preset: size preset: tiny (smoke run), default (depth 3, the CPU run), d6, d12 (meant for a GPU), or
+            smollm2 (the packaged SmolLM2-135M-Instruct as the base instead of pre-training, then SFT and DPO).
         depth: the model's depth (size dial), overriding the preset's.
         data: sources and cleaning settings of `llmlab data prepare`.
         vocab_size: vocabulary of the tokenizer trained when the run has none.

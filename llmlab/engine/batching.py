@@ -9,9 +9,13 @@
     ticket.cancel()                # e.g. the client went away: its row is freed at the next step
     engine.stop()
 
+    outputs = complete_all(model, [Request(...), ...], max_batch=64)   # offline work (evals, labs): all, in order
+
 Each loop iteration drops cancelled rows, prefills the requests that arrived (one at a time, a batch of one written
 into a free row of a per-row KV cache, so a long prompt never pads the others; at most prefill_chunk prompt tokens per
-iteration, so a long prompt is fed over several iterations while the others keep decoding), then runs one decode step
+iteration, so a long prompt is fed over several iterations while the others keep decoding; requests queued right
+behind it with the same prompt, e.g. several samples of one question, start from a copy of its cache instead of
+prefilling again), then runs one decode step
 for all active rows together: a (n_active, 1) forward whose cost on a small model is close to a single row's, which is where
 the throughput comes from. Rows are kept packed in 0..n_active-1: a finished row is replaced by the last one
 (KVCache.move_row), so a decode step always reads a contiguous slice of the cache.
@@ -32,7 +36,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -256,8 +260,23 @@ class BatchEngine:
                 self.cache.move_row(at, i)
             self._filling = None
             self._rows.append(row)
-            self._advance([i], logits[:, -1])
+            started = [i] + self._share_prefill(i, prompt)
+            self._advance(started, logits[:, -1].expand(len(started), -1))
         return len(ids)
+
+    def _share_prefill(self, src: int, prompt: list[int]) -> list[int]:
+        """Start the requests at the head of the queue that have the same prompt (several samples of one question)
+        from row src's freshly prefilled cache instead of prefilling each again; returns their rows."""
+        rows = []
+        with self._wake:
+            while self._waiting and len(self._rows) < self.max_batch and self._waiting[0].request.prompt_ids == prompt:
+                ticket = self._waiting.popleft()
+                if ticket.cancelled:
+                    continue
+                self.cache.move_row(src, len(self._rows))
+                rows.append(len(self._rows))
+                self._rows.append(self._new_row(ticket))
+        return rows
 
     def _advance(self, rows: list[int], logits: torch.Tensor) -> None:
         """Sample the next token of each of `rows` from its logits (len(rows), V), report it, free finished rows."""
@@ -293,6 +312,55 @@ class BatchEngine:
                 self.cache.move_row(last, i)
                 self._rows[i] = self._rows[last]
             self._rows.pop()
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a request produced when run to its end: the new token ids (a final stop id left out) and why it ended."""
+
+    tokens: list[int]
+    finish: str  # "stop" | "length"
+
+
+def complete_all(model: Transformer, requests: list[Request], tokenizer=None, max_batch: int = 64) -> list[Completion]:
+    """Run every request to its end on one engine, `max_batch` rows decoding together, and return their completions
+    in the requests' order: the offline use of continuous batching (evaluations, the labs' sampling). Prompts longer
+    than the model's context keep their last tokens, as `generate` does; the KV cache is only as long as the longest
+    prompt plus its budget needs."""
+    if not requests:
+        return []
+    seq_len = model.cfg.seq_len
+    fitted = [replace(r, prompt_ids=r.prompt_ids[-seq_len:]) for r in requests]
+    max_len = min(seq_len, max(len(r.prompt_ids) + r.max_new_tokens - 1 for r in fitted))
+    engine = BatchEngine(model, tokenizer, max_batch=min(max_batch, len(fitted)), max_waiting=len(fitted),
+                         max_len=max_len)
+    produced: list[list[int]] = [[] for _ in fitted]
+    finishes: list[Event | None] = [None] * len(fitted)
+    all_done = threading.Event()
+    remaining = [len(fitted)]
+
+    def listener(i: int) -> Callable[[Event], None]:
+        def on_event(event: Event) -> None:  # called on the engine thread only
+            if event.token is not None and not (event.finish == "stop" and event.token in fitted[i].stop_ids):
+                produced[i].append(event.token)
+            if event.finish is not None:
+                finishes[i] = event
+                remaining[0] -= 1
+                if not remaining[0]:
+                    all_done.set()
+        return on_event
+
+    engine.start()
+    try:
+        for i, request in enumerate(fitted):
+            engine.submit(request, listener(i))
+        all_done.wait()
+    finally:
+        engine.stop()
+    failed = next((e for e in finishes if e.finish == "error"), None)
+    if failed is not None:
+        raise LlmlabError(failed.error)
+    return [Completion(tokens, event.finish) for tokens, event in zip(produced, finishes)]
 
 
 @torch.inference_mode()

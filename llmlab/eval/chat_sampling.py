@@ -6,7 +6,8 @@
     result = measure(ctx, items, judge=lambda item, reply: reply.stopped)     # judged on how the turn ended
 
 Each item gets one greedy answer and `SAMPLES` sampled ones at the chat's defaults (llmlab.engine.conversation:
-temperature, top-k), drawn as rows of one batch from a seed per item. The score is the mean over items of the share
+temperature, top-k), drawn from a seed per item; every answer of every item is a row of shared batches of the
+engine's continuous batching, so they decode together. The score is the mean over items of the share
 of sampled answers judged right, with a normal 95% interval over items; `greedy` (Wilson interval) is in the metrics.
 Each item's line of the JSONL holds the greedy answer, every sample and its verdict, and the sampling settings.
 """
@@ -36,11 +37,10 @@ def measure(ctx: EvalContext, items: list[dict], judge: Judge = by_check) -> dic
     judged, recorded in ctx.items (score = the item's share of right samples) and summed up."""
     sampled_rates, greedy_flags = [], []
     budget = ctx.size("chat_max_tokens") or MAX_TOKENS
-    for index, item in enumerate(items):
-        prompt = render_prompt(ctx.tok, item["messages"])
-        greedy_text, decoding = ctx.greedy(prompt, budget)
-        samples = ctx.sample(prompt, budget, SAMPLES, seed=ctx.seed * 100_003 + index,
-                             temperature=CHAT_TEMPERATURE, top_k=CHAT_TOP_K)
+    prompts = [render_prompt(ctx.tok, item["messages"]) for item in items]
+    answers = ctx.chat_replies(prompts, budget, SAMPLES, seeds=[ctx.seed * 100_003 + i for i in range(len(items))],
+                               temperature=CHAT_TEMPERATURE, top_k=CHAT_TOP_K)
+    for item, (greedy_text, decoding, samples) in zip(items, answers):
         verdicts = [judge(item, s) for s in samples]
         sampled_rates.append(sum(verdicts) / len(verdicts))
         greedy_flags.append(judge(item, Reply(greedy_text, decoding["stopped"])))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
+from llmlab.engine.batching import Request, complete_all
 from llmlab.engine.generate import cut_at_stop, generate_ids
 from llmlab.errors import LlmlabError
 from llmlab.eval.registry import model_kind
@@ -101,17 +102,35 @@ class EvalContext:
                 return text_ids(tok, f"{text}Question: {question}\nAnswer:")
         return fit_shots(build, len(shots), self.seq_len - reserve)
 
-    def sample(self, prompt_ids: list[int], max_new_tokens: int, n: int, seed: int, **sampling) -> list[Reply]:
-        """n sampled answers of a chat model (rows of one batch, one seed), cut at the end of the turn."""
+    def chat_replies(self, prompts: list[list[int]], max_new_tokens: int, samples: int, seeds: list[int],
+                     **sampling) -> list[tuple[str, dict, list[Reply]]]:
+        """For each chat prompt: its greedy answer and decoding record (as `greedy` gives them), and `samples`
+        sampled answers drawn from its seed, each cut at the end of the turn. Every answer of every prompt is a row
+        of shared batches (llmlab.engine.batching.complete_all), so the rows decode together."""
         end = {self.tok.special_ids["end_of_turn"]}
-        rows = generate_ids(self.model, prompt_ids, max_new_tokens, num_samples=n, seed=seed, stop_ids=end,
-                            **sampling)
-        room = self._room(prompt_ids, max_new_tokens)
-        return [Reply(self.tok.decode(row).strip(), len(row) < room) for row in rows]
+        requests = []
+        for prompt, seed in zip(prompts, seeds):
+            requests.append(Request(prompt, max_new_tokens, temperature=0.0, stop_ids=end))
+            requests += [Request(prompt, max_new_tokens, seed=seed * samples + s, stop_ids=end, **sampling)
+                         for s in range(samples)]
+        done = complete_all(self.model, requests)
+        out, k = [], samples + 1
+        for i in range(len(prompts)):
+            greedy, drawn = done[i * k], done[i * k + 1 : (i + 1) * k]
+            decoding = self._decoding(max_new_tokens, len(greedy.tokens), greedy.finish == "stop")
+            out.append((self.tok.decode(greedy.tokens).strip(), decoding,
+                        [Reply(self.tok.decode(c.tokens).strip(), c.finish == "stop") for c in drawn]))
+        return out
 
     def _room(self, prompt_ids: list[int], max_new_tokens: int) -> int:
         """How many tokens generate() may add after this prompt (it keeps the prompt's last tokens when too long)."""
         return min(max_new_tokens, self.seq_len - min(len(prompt_ids), self.seq_len) + 1)
+
+    def _decoding(self, max_new_tokens: int, new_tokens: int, stopped: bool) -> dict:
+        """The decoding record of a greedy answer (each item's JSONL line carries it)."""
+        stops = ["<|end_of_turn|>"] if self.is_chat else ["<|begin_of_text|>", "<|end_of_text|>", *TEXT_STOPS]
+        return {"temperature": 0.0, "max_new_tokens": max_new_tokens, "stop": stops,
+                "template": "chat" if self.is_chat else "text", "new_tokens": new_tokens, "stopped": stopped}
 
     def greedy(self, prompt_ids: list[int], max_new_tokens: int) -> tuple[str, dict]:
         """(the answer text, its decoding settings and whether it stopped by itself, i.e. before max_new_tokens or
@@ -124,9 +143,5 @@ class EvalContext:
         out = generate_ids(self.model, prompt_ids, max_new_tokens, temperature=0.0, stop_ids=stop_ids,
                            stop_strings=stop_strings, tokenizer=tok)[0]
         text = tok.decode(out)
-        room = self._room(prompt_ids, max_new_tokens)
-        stops = ["<|end_of_turn|>"] if self.is_chat else ["<|begin_of_text|>", "<|end_of_text|>", *TEXT_STOPS]
-        decoding = {"temperature": 0.0, "max_new_tokens": max_new_tokens, "stop": stops,
-                    "template": "chat" if self.is_chat else "text",
-                    "new_tokens": len(out), "stopped": len(out) < room or cut_at_stop(text, stop_strings) != text}
-        return cut_at_stop(text, stop_strings).strip(), decoding
+        stopped = len(out) < self._room(prompt_ids, max_new_tokens) or cut_at_stop(text, stop_strings) != text
+        return cut_at_stop(text, stop_strings).strip(), self._decoding(max_new_tokens, len(out), stopped)

@@ -118,3 +118,14 @@ def load_model(spec: str | Path, device: str | torch.device = "cpu") -> tuple[Tr
                           f"{model.cfg.vocab_size} embedding rows: tokenizer and weights do not belong together")
     info = {**info, "source": str(spec), "model": model.cfg.to_dict(), "stage": "imported", "weights": str(weights)}
     return model.to(device).eval(), tok, info
+
+
+def import_model(spec: str | Path, out: Path) -> tuple[Transformer, Tokenizer]:
+    """Convert any model spec into the llmlab model folder `out` (replaced if it exists); its model.json keeps the
+    source and stage "imported". Returns the model and tokenizer."""
+    from llmlab.model.folder import save_model_folder
+
+    model, tok, info = load_model(spec)
+    save_model_folder(Path(out), model, tok.folder, {k: v for k, v in info.items() if k not in ("model", "format",
+                                                                                               "weights")})
+    return model, tok

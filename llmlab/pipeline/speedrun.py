@@ -3,6 +3,7 @@
     llmlab speedrun --run_dir runs/speedrun                      # the default preset (depth 3) on this machine
     llmlab speedrun --run_dir runs/t --preset tiny               # a smoke run: every stage, small
     llmlab speedrun --run_dir runs/d6 --preset d6                # bigger presets are meant for a GPU
+    llmlab speedrun --run_dir runs/smol --preset smollm2         # no pre-training: SmolLM2-135M through SFT and DPO
     llmlab speedrun --run_dir runs/x --depth 4 --train.tokens 2000000 --sft.epochs 1
     torchrun --standalone --nproc_per_node 2 -m llmlab speedrun --run_dir runs/x   # training stages distributed
 
@@ -57,6 +58,12 @@ PRESETS = {
     # GPT-2-small-like width (768) at Chinchilla's 20 tokens/param (~1.8 B tokens): one GPU and a corpus of that
     # size (--data.sources); on the built-in corpus it would repeat each document hundreds of times
     "d12": {"depth": 12, "train": {"tokens_per_param": 20.0}, "sft": {}, "prefs": {}},
+    # no pre-training: the packaged SmolLM2-135M-Instruct is imported as the base, then llmlab's own SFT (the default
+    # mixture, safety included) and DPO, as LoRA rank 16 (full fine-tuning of 135 M parameters at the CPU's ~230
+    # trained tokens/s would take hours). LoRA wants a smaller rate than the default's full fine-tuning.
+    "smollm2": {"start": "smollm2", "train": {},
+                "sft": {"lora_rank": 16, "lr": 0.001, "epochs": 0.5, "micro_batch_size": 8},
+                "prefs": {"lora_rank": 16}},
 }
 
 
@@ -67,6 +74,7 @@ class StageSettings:
     train: PretrainConfig
     sft: SFTConfig
     prefs: PrefsConfig
+    start: str | None = None  # a model imported as the base instead of pre-training (any `load_model` spec)
 
 
 def resolve_settings(preset: str, depth: int | None = None, train=None, sft=None, prefs=None) -> StageSettings:
@@ -82,9 +90,13 @@ def resolve_settings(preset: str, depth: int | None = None, train=None, sft=None
             return with_values(cfg, overrides, f"--{option}")
         return apply_overrides(cfg, overrides)
 
-    return StageSettings(train=settle(PretrainConfig(), {"depth": depth or p["depth"], **p["train"]}, train, "train"),
+    if "start" in p and depth is not None:
+        raise LlmlabError(f"--depth: preset {preset} imports {p['start']} instead of pre-training; it has no depth dial")
+    depth = depth or p.get("depth")
+    return StageSettings(train=settle(PretrainConfig(), {"depth": depth, **p["train"]} if depth else p["train"], train,
+                                      "train"),
                          sft=settle(SFTConfig(), p["sft"], sft, "sft"),
-                         prefs=settle(PrefsConfig(), p["prefs"], prefs, "prefs"))
+                         prefs=settle(PrefsConfig(), p["prefs"], prefs, "prefs"), start=p.get("start"))
 
 
 def now() -> str:
@@ -140,6 +152,21 @@ def data_stage(run_dir: Path, data: PrepareConfig, vocab_size: int) -> bool:
     before = manifest.stat().st_mtime_ns if manifest.exists() else None
     prepare(run_dir, data, vocab_size)
     return manifest.stat().st_mtime_ns != before
+
+
+def import_stage(run_dir: Path, source: str) -> bool:
+    """The pretrain stage of a preset that starts from an existing model: import it as <run_dir>/base, once.
+    Returns whether it did any work."""
+    from llmlab.model.loading import import_model
+
+    base = RunDir(run_dir).model_of("pretrain")
+    if (base / "model.json").exists() and read_json(base / "model.json").get("source") == source:
+        print(f"pretrain: {base} is {source}, imported before; nothing to do")
+        return False
+    model, tok = import_model(source, base)
+    print(f"pretrain: none; imported {source} as {base} ({sum(t.numel() for t in model.parameters()):,} parameters, chat format "
+          f"{tok.chat_format})")
+    return True
 
 
 def evaluate_models(run_dir: Path, progress: Progress, eval_preset: str, seed: int) -> bool:
@@ -201,7 +228,7 @@ def speedrun(run_dir: Path, preset: str = "default", depth: int | None = None, d
         progress.state["environment"] = environment(d.world, d.device.type)
         progress.state.setdefault("started", now())
         progress.save()
-        if d.is_main:
+        if d.is_main and not settings.start:
             print_estimate(settings.train, vocab_size, d.world)
         run_stages(run_dir, d, progress, settings, data, vocab_size, eval_preset, seed)
     if d.is_main:
@@ -224,7 +251,8 @@ def run_stages(run_dir: Path, d: Dist, progress: Progress, settings: StageSettin
 
     steps = {
         "data": lambda: on_main(lambda: data_stage(run_dir, data, vocab_size)),
-        "pretrain": lambda: not pretrain_stage.pretrain(run_dir, settings.train, resume=True).get("skipped"),
+        "pretrain": ((lambda: on_main(lambda: import_stage(run_dir, settings.start))) if settings.start else
+                     (lambda: not pretrain_stage.pretrain(run_dir, settings.train, resume=True).get("skipped"))),
         "sft": lambda: not sft_stage.sft(run_dir, settings.sft, resume=True).get("skipped"),
         "prefs": lambda: not prefs_stage.prefs(run_dir, settings.prefs, resume=True).get("skipped"),
         "eval": lambda: on_main(lambda: evaluate_models(run_dir, progress, eval_preset, seed)),

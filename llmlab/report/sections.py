@@ -77,6 +77,9 @@ def stage_result(facts: dict, name: str) -> str:
         bpb = (s["model"] or {}).get("val_bpb")
         return (f"depth {s['config']['depth']}, {resolved['params']['total']:,} params, {resolved['steps']:,} steps, "
                 f"{resolved['tokens']:,} tokens; held-out bpb {num(bpb)}")
+    if name == "pretrain" and s and (s["model"] or {}).get("stage") == "imported":
+        model = s["model"]["model"]
+        return f"none: {s['model']['source']} imported as the base ({model['depth']} layers, d_model {model['d_model']})"
     if name == "sft" and s and s["config"]:
         return f"{s['config']['steps']:,} steps; held-out loss {num(last(s['metrics'], 'val_loss'))}"
     if name == "prefs" and s and s["config"]:
