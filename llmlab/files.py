@@ -46,6 +46,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> int:
+    """One JSON object per line, UTF-8, written atomically; returns how many."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return len(rows)
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(to_plain(obj), indent=2, ensure_ascii=False) + "\n")
 

@@ -21,7 +21,7 @@ from llmlab.errors import LlmlabError
 def commands() -> dict:
     """The command tree. Command modules import their heavy dependencies inside the functions, so --help is fast."""
     from llmlab.cli import chat, data, eval, plan, prefs, pretrain, report, sample, sft, speedrun, tokenizer
-    from llmlab.cli import flywheel, store
+    from llmlab.cli import flywheel, store, tasks
     from llmlab.cli import export, import_model
     from llmlab.cli import serve
 
@@ -47,6 +47,9 @@ def commands() -> dict:
         "store": {"_help": "The serving database: export the labelers' work, counts.", "export": store.export,
                   "stats": store.stats, "simulate": store.simulate,
                   "duel": store.duel},
+        "tasks": {"_help": "Checkable tasks (addition, multiplication, countdown, word problems): list, sample, "
+                           "write training files.",
+                  "list": tasks.list_tasks, "sample": tasks.sample, "make": tasks.make},
         "tokenizer": {
             "_help": "Train, use and measure the run's byte-level BPE tokenizer.",
             "train": tokenizer.train,

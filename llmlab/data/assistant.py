@@ -48,7 +48,7 @@ from llmlab.data.assistant_sources import (ARITH_VAL_FRACTION, IDENTITY_TRAIN, M
                                            wiki_conversations, wiki_titles)
 from llmlab.data.corpus import wiki_articles
 from llmlab.data.split import split_of
-from llmlab.files import atomic_path
+from llmlab.files import atomic_path, write_jsonl
 
 ATTRIBUTION = {
     "wiki": "Wikipedia contributors, CC BY-SA 4.0 (https://creativecommons.org/licenses/by-sa/4.0/)",
@@ -177,13 +177,6 @@ def build_default_mixture(seed: int = 0) -> dict:
             rng.shuffle(rows)
             mix["counts"][f"{name}_{split}"] = dict(sorted(Counter(x[family] for x in rows).items()))
     return mix
-
-
-def write_jsonl(path: str | Path, rows: list[dict]) -> None:
-    """One JSON object per line, UTF-8, written atomically."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def write_mixture(mix: dict, out_dir: str | Path) -> dict[str, Path]:

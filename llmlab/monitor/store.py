@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Iterator
 
 from llmlab.errors import LlmlabError
-from llmlab.files import atomic_path
+from llmlab.files import atomic_path, write_jsonl
 
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for the lock; generous: a queue of many writers is normal
 FEEDBACK_KINDS = ("up", "down", "flag")
@@ -350,11 +350,3 @@ class Store:
 def _shuffle_key(message_id: int) -> int:
     """A fixed pseudo-random rank of an id: the queue's sample is the same on every call."""
     return int.from_bytes(hashlib.sha256(str(message_id).encode()).digest()[:8], "big")
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> int:
-    """Write rows as JSONL, atomically; returns how many."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return len(rows)

@@ -36,10 +36,10 @@ from llmlab.engine.conversation import greedy_replies
 from llmlab.errors import LlmlabError
 from llmlab.eval.scoring import token_f1, wilson
 from llmlab.eval.suite import run_evals
-from llmlab.files import atomic_write_json, save_config, to_plain
+from llmlab.files import atomic_write_json, save_config, to_plain, write_jsonl
 from llmlab.layout import RunDir
 from llmlab.model.folder import load_model_folder, save_model_folder
-from llmlab.monitor.store import Store, write_jsonl
+from llmlab.monitor.store import Store
 from llmlab.train.prefs import PrefsConfig, prefs
 from llmlab.train.sft import SFTConfig, sft
 
