@@ -243,3 +243,21 @@ def test_stop_strings_end_a_row_at_the_completing_token(prompt, tok):
     assert stop in produced and cut_at_stop(produced, [stop]) == text[: text.find(stop)]
     with pytest.raises(LlmlabError, match="need the tokenizer"):
         list(generate(model, prompt, 3, stop_strings=["x"]))
+
+
+def test_generation_flops_count_what_the_engine_multiplies():
+    """The matrix-multiply part against torch's FLOP counter on a real generation (the counter does not see CPU
+    attention kernels, so that part is the formula's: 4 * layers * d_model per attended position)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from llmlab.model.flops import generation_flops
+
+    cfg = ModelConfig.preset("default", 2, vocab_size=100, seq_len=64, d_model=32, n_heads=2)
+    model = Transformer(cfg).eval()
+    for prompt, new in [(1, 10), (8, 5), (20, 1)]:
+        with FlopCounterMode(display=False) as counter:
+            assert len(generate_ids(model, list(range(1, prompt + 1)), new, temperature=0.0)[0]) == new
+        fed = prompt + new - 1
+        attention = sum(4 * cfg.depth * cfg.d_model * t for t in range(1, fed + 1))
+        assert generation_flops(cfg, prompt, new) == counter.get_total_flops() + attention
+    assert generation_flops(cfg, 5, 0) == 0.0

@@ -1,4 +1,5 @@
-"""Parameter counts and training FLOPs per token, computed from a ModelConfig alone (no module is built).
+"""Parameter counts, training FLOPs per token and generation FLOPs, computed from a ModelConfig alone (no module is
+built).
 
 flops_per_token follows the PaLM paper's convention (appendix B), which nanoGPT's MFU estimate also uses:
 
@@ -64,3 +65,20 @@ def flops_per_token(cfg: ModelConfig, seq_len: int | None = None, lora_rank: int
     shapes += [(cfg.d_model, cfg.mlp_hidden)] * (3 if cfg.mlp == "swiglu" else 2)
     adapters = cfg.depth * sum(lora_rank * (rows + cols) for rows, cols in shapes)
     return float(4 * matmul_params + 6 * adapters + attention)
+
+
+def generation_flops(cfg: ModelConfig, prompt_tokens: int, new_tokens: int) -> float:
+    """Forward FLOPs of generating new_tokens after a prompt of prompt_tokens with a KV cache (prefill + decode), as
+    llmlab's engine runs it.
+
+    The fed tokens are the prompt and every new token but the last (sampled, never fed): F = prompt_tokens +
+    new_tokens - 1. Each costs 2 FLOPs per block-matrix parameter, plus attention over the positions it really
+    attends under the causal mask, 4 * n_layers * d_model per position (q @ k^T and weights @ v; the t-th token
+    attends t positions). The output head (2 * vocab_size * d_model) runs only where logits are needed: once per new
+    token (prefill computes the last position's alone). Sampling, norms and embedding lookups are not counted."""
+    if new_tokens < 1:
+        return 0.0
+    fed = prompt_tokens + new_tokens - 1
+    blocks = 2 * cfg.depth * _block_matrix_params(cfg) * fed
+    attention = 2 * cfg.depth * cfg.d_model * fed * (fed + 1)
+    return float(blocks + attention + 2 * cfg.vocab_size * cfg.d_model * new_tokens)
