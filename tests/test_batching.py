@@ -183,6 +183,19 @@ def test_complete_all_runs_every_request_in_order_like_generate():
     assert complete_all(model, []) == []
 
 
+def test_logprobs_are_the_models_own_for_the_tokens_drawn():
+    model = Transformer(VARIANTS["rope_gqa"])
+    prompt = prompts(3)[1]
+    done = complete_all(model, [Request(prompt, 6, temperature=0.8, top_k=5, seed=3, logprobs=True),
+                                Request(prompt, 6, temperature=0.8, top_k=5, seed=3)])
+    assert done[0].tokens == done[1].tokens and done[1].logprob is None
+    ids = torch.tensor([prompt + done[0].tokens])
+    with torch.no_grad():
+        logp = model(ids)[0][0, len(prompt) - 1 : -1].log_softmax(-1)  # (6, V): the positions that predicted them
+    expected = float(logp.gather(1, torch.tensor(done[0].tokens)[:, None]).sum())
+    assert done[0].logprob == pytest.approx(expected, abs=1e-4)
+
+
 def test_requests_with_one_prompt_share_its_prefill(monkeypatch):
     model = Transformer(VARIANTS["learned"])
     prompt = prompts(3)[2]

@@ -63,6 +63,7 @@ class Request:
     seed: int | None = None  # None: a randomly seeded generator
     stop_ids: Collection[int] = frozenset()
     stop_strings: Collection[str] = ()
+    logprobs: bool = False  # report each token's log-probability under the model (before temperature / top-k / top-p)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class Event:
     token: int | None  # the new token id (a stop id too, as `generate` yields it); None only with finish "error"
     finish: str | None = None  # None: more to come; "stop" | "length" | "error"
     error: str | None = None
+    logprob: float | None = None  # log p(token) under the model, for requests that asked (Request.logprobs)
 
 
 class Ticket:
@@ -281,13 +283,15 @@ class BatchEngine:
     def _advance(self, rows: list[int], logits: torch.Tensor) -> None:
         """Sample the next token of each of `rows` from its logits (len(rows), V), report it, free finished rows."""
         finished = []
-        for i, token in zip(rows, sample_rows(logits, [self._rows[i] for i in rows])):
+        tokens = sample_rows(logits, [self._rows[i] for i in rows])
+        logprobs = token_logprobs(logits, tokens, [self._rows[i].ticket.request.logprobs for i in rows])
+        for i, token, logprob in zip(rows, tokens, logprobs):
             row = self._rows[i]
             row.last, row.produced = token, row.produced + 1
             stop = token in row.stop_ids
             stop = row.watch.push(token) or stop  # always pushed: the watch keeps the text's tail
             finish = "stop" if stop else "length" if row.produced >= row.budget else None
-            if not self._emit(row.ticket, Event(token, finish)) or finish:
+            if not self._emit(row.ticket, Event(token, finish, logprob=logprob)) or finish:
                 finished.append(i)
         self._free(finished)
 
@@ -320,6 +324,7 @@ class Completion:
 
     tokens: list[int]
     finish: str  # "stop" | "length"
+    logprob: float | None = None  # the summed log-probability of the tokens (a final stop id included), if asked
 
 
 def complete_all(model: Transformer, requests: list[Request], tokenizer=None, max_batch: int = 64) -> list[Completion]:
@@ -335,6 +340,7 @@ def complete_all(model: Transformer, requests: list[Request], tokenizer=None, ma
     engine = BatchEngine(model, tokenizer, max_batch=min(max_batch, len(fitted)), max_waiting=len(fitted),
                          max_len=max_len)
     produced: list[list[int]] = [[] for _ in fitted]
+    logprob = [0.0 if r.logprobs else None for r in fitted]
     finishes: list[Event | None] = [None] * len(fitted)
     all_done = threading.Event()
     remaining = [len(fitted)]
@@ -343,6 +349,8 @@ def complete_all(model: Transformer, requests: list[Request], tokenizer=None, ma
         def on_event(event: Event) -> None:  # called on the engine thread only
             if event.token is not None and not (event.finish == "stop" and event.token in fitted[i].stop_ids):
                 produced[i].append(event.token)
+            if event.logprob is not None:
+                logprob[i] += event.logprob
             if event.finish is not None:
                 finishes[i] = event
                 remaining[0] -= 1
@@ -360,7 +368,21 @@ def complete_all(model: Transformer, requests: list[Request], tokenizer=None, ma
     failed = next((e for e in finishes if e.finish == "error"), None)
     if failed is not None:
         raise LlmlabError(failed.error)
-    return [Completion(tokens, event.finish) for tokens, event in zip(produced, finishes)]
+    return [Completion(tokens, event.finish, lp) for tokens, event, lp in zip(produced, finishes, logprob)]
+
+
+@torch.inference_mode()
+def token_logprobs(logits: torch.Tensor, tokens: list[int], wanted: list[bool]) -> list[float | None]:
+    """log p(token) of each row's token under its raw logits (n, V), for the rows that want it; None elsewhere."""
+    picked = [i for i, w in enumerate(wanted) if w]
+    out: list[float | None] = [None] * len(tokens)
+    if picked:
+        rows = torch.tensor(picked, device=logits.device)
+        chosen = torch.tensor([tokens[i] for i in picked], device=logits.device)
+        values = logits[rows].float().log_softmax(dim=-1).gather(1, chosen[:, None])[:, 0]  # (m,)
+        for i, value in zip(picked, values.tolist()):
+            out[i] = value
+    return out
 
 
 @torch.inference_mode()
