@@ -11,7 +11,7 @@ last tokens.
 
 from __future__ import annotations
 
-from llmlab.engine.generate import generate_ids
+from llmlab.engine.batching import Request, complete_all
 from llmlab.tokenizer.chat import render_prompt
 
 # The chat's sampling defaults (`llmlab chat`, the assistant evaluations that measure what a user meets).
@@ -31,7 +31,8 @@ def fit_history(tok, messages: list[dict], max_prompt_tokens: int) -> tuple[list
 
 
 def greedy_replies(model, tok, conversations: list[list[dict]], max_tokens: int) -> list[str]:
-    """The greedy assistant reply to each conversation, cut at the end of its turn or after max_tokens tokens."""
-    stop = tok.special_ids["end_of_turn"]
-    return [tok.decode(generate_ids(model, render_prompt(tok, c), max_tokens, temperature=0.0, stop_ids={stop})[0])
-            for c in conversations]
+    """The greedy assistant reply to each conversation, cut at the end of its turn or after max_tokens tokens; all
+    conversations decode together as rows of the batching engine."""
+    stop = {tok.special_ids["end_of_turn"]}
+    requests = [Request(render_prompt(tok, c), max_tokens, temperature=0.0, stop_ids=stop) for c in conversations]
+    return [tok.decode(c.tokens) for c in complete_all(model, requests)]
