@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
+import stat
 
 import pytest
 import torch
@@ -217,3 +219,22 @@ def test_hub_names_download_then_load_as_folders(tiny_tokenizer, tmp_path, monke
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(LlmlabError, match="hf:someone/tiny-llama: download failed .*no network"):
         load_model("hf:someone/tiny-llama")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_written_folders_and_files_follow_the_umask(umask, tiny_tokenizer, tmp_path):
+    from llmlab.model.gguf_format import write_gguf
+
+    model, tok = random_model("llama"), Tokenizer.load(tiny_tokenizer)
+    old = os.umask(umask)
+    try:
+        save_model_folder(tmp_path / "llmlab_folder", model, tiny_tokenizer, {"stage": "base"})
+        export_hf(model, tok, tmp_path / "hf_folder")
+        write_gguf(model, tok, tmp_path / "model.gguf")
+    finally:
+        os.umask(old)
+    for folder in ("llmlab_folder", "llmlab_folder/tokenizer", "hf_folder"):
+        assert stat.S_IMODE((tmp_path / folder).stat().st_mode) == 0o777 & ~umask, folder
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) > 6 and all(stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask for p in files), \
+        {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files}

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from llmlab.errors import LlmlabError
+from llmlab.files import atomic_dir
 from llmlab.model.config import ModelConfig
 from llmlab.model.transformer import Transformer
 from llmlab.tokenizer.bpe import Tokenizer
@@ -30,26 +30,12 @@ FORMAT = "llmlab-model"
 def save_model_folder(folder: Path, model: Transformer, tokenizer_folder: Path, meta: dict | None = None) -> None:
     from safetensors.torch import save_file
 
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
         save_file(state, tmp / "model.safetensors", metadata={"format": FORMAT})
         info = {"format": FORMAT, "model": model.cfg.to_dict(), **(meta or {})}
         (tmp / "model.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         shutil.copytree(tokenizer_folder, tmp / "tokenizer", ignore=shutil.ignore_patterns("stats", "*.png"))
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            folder.rename(old)
-            tmp.rename(folder)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def load_model_folder(folder: Path, device: str | torch.device = "cpu") -> tuple[Transformer, Tokenizer, dict]:

@@ -22,13 +22,12 @@ import dataclasses
 import json
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from llmlab.errors import LlmlabError
-from llmlab.files import atomic_write_json
+from llmlab.files import atomic_dir, atomic_write_json
 from llmlab.model.config import ModelConfig
 from llmlab.model.transformer import Transformer
 
@@ -147,9 +146,7 @@ def export_hf(model: Transformer, tok, folder: Path) -> str:
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
         raise LlmlabError(f"{folder}: already exists and is not empty; choose a new --out folder")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         save_file(hf_state_dict(model), tmp / "model.safetensors", metadata={"format": "pt"})
         atomic_write_json(tmp / "config.json", config)
         atomic_write_json(tmp / "generation_config.json", {
@@ -159,12 +156,6 @@ def export_hf(model: Transformer, tok, folder: Path) -> str:
         })
         copy_tokenizer_files(tok.folder, tmp)
         _set_model_max_length(tmp / "tokenizer_config.json", cfg.seq_len)
-        if folder.exists():
-            folder.rmdir()
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return config["architectures"][0]
 
 
