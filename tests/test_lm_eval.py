@@ -4,6 +4,7 @@ end through lm_eval.simple_evaluate."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 
@@ -112,6 +113,36 @@ def test_generate_until_stops_at_the_until_strings(tiny):
     assert got[0] == full[0][: full[0].index(stop)] and stop not in got[0]
 
 
+def test_a_chat_model_stops_at_the_end_of_its_turn(tiny):
+    model, tok = copy.deepcopy(tiny[0]), tiny[1]
+    eot = tok.special_ids["end_of_turn"]
+    context = "The river"
+    prompt = [tok.bos_id, *tok.encode(context)]
+    free = generate_ids(model, prompt, 12, temperature=0.0)[0]
+    head = model.embed.weight if model.cfg.tie_embeddings else model.lm_head.weight  # (V, C)
+    with torch.no_grad():  # make the end of turn the greedy choice where the 5th token was
+        head[eot] = head[free[4]] * 1.5
+    full = generate_ids(model, prompt, 12, temperature=0.0)[0]
+    assert eot in full, "the test model must reach the end of turn"
+    lm = LlmlabLM(model=model, tokenizer=tok, batch_size=2)
+    got = lm.generate_until(requests("generate_until", [(context, {"max_gen_toks": 12})]))
+    assert got == [tok.decode(full[: full.index(eot)])]
+
+
+def test_chat_templates_render_the_models_own_format(tiny):
+    from llmlab.tokenizer.chat import render_conversation, render_prompt
+
+    model, tok = tiny
+    lm = LlmlabLM(model=model, tokenizer=tok)
+    chat = [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "4"},
+            {"role": "user", "content": "And 3 + 3?"}]
+    text = lm.apply_chat_template(chat)
+    assert lm.tok_encode(text) == render_prompt(tok, chat)
+    prefilled = lm.apply_chat_template(chat[:2], add_generation_prompt=False)
+    assert lm.tok_encode(prefilled) == render_conversation(tok, chat[:2])[0]
+    assert lm.chat_template(True) == "llmlab-llmlab" and lm.chat_template(False) is None
+
+
 @pytest.mark.slow  # ~10-20 s: transformers and two HFLM instances
 def test_same_scores_as_lm_evals_hf_model(tiny, tmp_path):
     """lm-eval's own Hugging Face backend on an HF export of the same model gives the same numbers."""
@@ -188,6 +219,10 @@ def test_simple_evaluate_runs_a_local_task_offline(tiny, tiny_tokenizer, tmp_pat
         task_manager=TaskManager(include_path=str(tasks), include_defaults=False),
     )
     results = out["results"]
+    chat = lm_eval.simple_evaluate(model="llmlab", model_args=f"pretrained={folder},batch_size=2",
+                                   tasks=["tiny_gen"], apply_chat_template=True,
+                                   task_manager=TaskManager(include_path=str(tasks), include_defaults=False))
+    assert chat["results"]["tiny_gen"]["exact_match,none"] in (0.0, 1 / 3, 2 / 3, 1.0)  # it runs (it raised before)
 
     lm = LlmlabLM(model=model, tokenizer=tok)
     right = 0

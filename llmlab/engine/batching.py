@@ -327,11 +327,13 @@ class Completion:
     logprob: float | None = None  # the summed log-probability of the tokens (a final stop id included), if asked
 
 
-def complete_all(model: Transformer, requests: list[Request], tokenizer=None, max_batch: int = 64) -> list[Completion]:
+def complete_all(model: Transformer, requests: list[Request], tokenizer=None, max_batch: int = 64,
+                 on_finished: Callable[[], None] | None = None) -> list[Completion]:
     """Run every request to its end on one engine, `max_batch` rows decoding together, and return their completions
     in the requests' order: the offline use of continuous batching (evaluations, the labs' sampling). Prompts longer
     than the model's context keep their last tokens, as `generate` does; the KV cache is only as long as the longest
-    prompt plus its budget needs."""
+    prompt plus its budget needs. on_finished is called (on the engine's thread) as each request ends, e.g. to move
+    a progress bar."""
     if not requests:
         return []
     seq_len = model.cfg.seq_len
@@ -354,6 +356,8 @@ def complete_all(model: Transformer, requests: list[Request], tokenizer=None, ma
             if event.finish is not None:
                 finishes[i] = event
                 remaining[0] -= 1
+                if on_finished is not None:
+                    on_finished()
                 if not remaining[0]:
                     all_done.set()
         return on_event

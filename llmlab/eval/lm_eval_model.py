@@ -35,7 +35,11 @@ The three request types, as lm-eval's own Hugging Face model (HFLM) computes the
                             once, after the tokens before it in its window (lm-eval's get_rolling_token_windows).
     generate_until          (context, gen_kwargs) -> the text generated until one of gen_kwargs["until"], EOS or
                             max_gen_toks tokens (greedy unless do_sample / temperature > 0), through llmlab's
-                            continuous-batching engine (batch_size requests decoding together).
+                            continuous-batching engine (batch_size requests decoding together); a chat model also
+                            stops at the end of its turn.
+
+With --apply_chat_template (apply_chat_template=True in Python), lm-eval's prompts are rendered in the model's own
+chat format (llmlab's, or ChatML for imported models): the same ids `llmlab chat` feeds the model.
 
 Checks: `.venv/bin/pytest tests/test_lm_eval.py`: scores against sums of the model's log-probs, and equal to HFLM's
 on an HF export of the same model; a tiny local task run offline through simple_evaluate.
@@ -44,12 +48,12 @@ on an HF export of the same model; a tiny local task run offline through simple_
 from __future__ import annotations
 
 import functools
-import queue
+import re
 
 import torch
 from tqdm import tqdm
 
-from llmlab.engine.batching import BatchEngine, Event, Request
+from llmlab.engine.batching import Request, complete_all
 from llmlab.engine.generate import cut_at_stop
 from llmlab.errors import LlmlabError
 
@@ -63,6 +67,7 @@ except ImportError as e:
     raise LlmlabError("lm-evaluation-harness is not installed: pip install 'llmlab[eval]' (or lm_eval)") from e
 from llmlab.model.loading import load_model
 from llmlab.model.transformer import Transformer
+from llmlab.tokenizer.chat import render_conversation
 
 # A scored request as TemplateLM hands it over: ((context, continuation) or None, context ids, continuation ids).
 TokenRequest = tuple[tuple[str, str] | None, list[int], list[int]]
@@ -111,6 +116,7 @@ class LlmlabLM(TemplateLM):
         self.add_bos_token = getattr(tokenizer, "add_bos", True) if add_bos_token is None else bool(add_bos_token)
         self._prefix_token_id = prefix_token_id
         self.seed = int(seed)
+        self._chat_strings = False  # set when lm-eval renders chats through apply_chat_template
 
     # --- tokenisation, as TemplateLM expects it ------------------------------------------------------------------
 
@@ -130,7 +136,11 @@ class LlmlabLM(TemplateLM):
         return str(getattr(self.tokenizer, "folder", type(self.tokenizer).__name__))
 
     def tok_encode(self, string: str, add_special_tokens: bool | None = None, **kwargs) -> list[int]:
-        """Ids of `string`, after BOS when add_special_tokens (None: this model's add_bos_token)."""
+        """Ids of `string`, after BOS when add_special_tokens (None: this model's add_bos_token). Once lm-eval renders
+        chats (apply_chat_template), its strings carry the format's special tokens as text: those become their ids
+        (the rendered chat has its own BOS)."""
+        if self._chat_strings:
+            return self._encode_with_specials(string)
         add_bos = self.add_bos_token if add_special_tokens is None else add_special_tokens and self.add_bos_token
         return ([self.tokenizer.bos_id] if add_bos else []) + self.tokenizer.encode(string)
 
@@ -195,34 +205,12 @@ class LlmlabLM(TemplateLM):
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         """All requests through llmlab's continuous-batching engine, batch_size rows decoding at once."""
         jobs = [self._generation_request(*req.args) for req in requests]
-        if not jobs:
-            return []
-        seq_len = self.model.cfg.seq_len
-        longest = max(len(job.prompt_ids) + job.max_new_tokens for job in jobs)
-        engine = BatchEngine(self.model, self.tokenizer, max_batch=self.batch_size, max_waiting=len(jobs),
-                             max_len=min(longest, seq_len))
-        new_ids: list[list[int]] = [[] for _ in jobs]
-        finished: queue.Queue = queue.Queue()  # (job index, error or None) as each ends, from the engine's thread
-
-        def on_event(i: int, event: Event) -> None:
-            if event.token is not None and event.token != self.eot_token_id:
-                new_ids[i].append(event.token)
-            if event.finish is not None:
-                finished.put((i, event.error))
-
-        engine.start()
-        try:
-            for i, job in enumerate(jobs):
-                engine.submit(job, functools.partial(on_event, i))
-            for _ in tqdm(jobs, disable=disable_tqdm, desc="llmlab generate_until"):
-                i, error = finished.get()
-                if error is not None:
-                    raise LlmlabError(f"generation failed: {error}")
-        finally:
-            engine.stop()
+        with tqdm(total=len(jobs), disable=disable_tqdm, desc="llmlab generate_until") as bar:
+            done = complete_all(self.model, jobs, self.tokenizer, max_batch=self.batch_size,
+                                on_finished=lambda: bar.update(1))
         outputs = []
-        for req, job, ids in zip(requests, jobs, new_ids):
-            text = cut_at_stop(self.tokenizer.decode(ids), job.stop_strings)
+        for req, job, completion in zip(requests, jobs, done):
+            text = cut_at_stop(self.tokenizer.decode(completion.tokens), job.stop_strings)
             self.cache_hook.add_partial("generate_until", req.args, text)
             outputs.append(text)
         return outputs
@@ -241,9 +229,43 @@ class LlmlabLM(TemplateLM):
             top_k=kwargs.get("top_k"),
             top_p=kwargs.get("top_p"),
             seed=self.seed,
-            stop_ids={self.eot_token_id},
+            stop_ids=self.stop_ids,
             stop_strings=until,
         )
+
+    @property
+    def stop_ids(self) -> set[int]:
+        """Where a generation ends: EOS, and on a chat tokenizer the end of the assistant's turn (as lm-eval's HF
+        backend stops at a chat model's end-of-turn token)."""
+        end_of_turn = self.tokenizer.special_ids.get("end_of_turn") if self.tokenizer.chat_format else None
+        return {self.eot_token_id} | ({end_of_turn} if end_of_turn is not None else set())
+
+    # --- chat templates (lm-eval's --apply_chat_template) ---------------------------------------------------------
+
+    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        """The conversation rendered in the model's own chat format (llmlab's, or ChatML for imported models), as
+        text whose special tokens tok_encode turns back into their ids."""
+        if not self.tokenizer.chat_format:
+            raise LlmlabError("this model's tokenizer has no chat format: run lm-eval without --apply_chat_template")
+        self._chat_strings = True
+        ids, _ = render_conversation(self.tokenizer, chat_history, add_generation_prompt=add_generation_prompt)
+        return self.tokenizer.decode(ids)
+
+    def chat_template(self, chat_template: bool | str = False) -> str | None:
+        """A name for the chat format (lm-eval fingerprints its request cache with it)."""
+        return f"llmlab-{self.tokenizer.chat_format}" if chat_template and self.tokenizer.chat_format else None
+
+    def _encode_with_specials(self, text: str) -> list[int]:
+        """Ids of a rendered chat: the special tokens' texts become their ids, the text between them is ordinary."""
+        tok = self.tokenizer
+        pieces = re.split(self._special_pattern, text)
+        by_text = {tok.decode([i]): i for i in tok.special_ids.values()}
+        return [i for piece in pieces if piece for i in ([by_text[piece]] if piece in by_text else tok.encode(piece))]
+
+    @functools.cached_property
+    def _special_pattern(self) -> str:
+        texts = sorted({self.tokenizer.decode([i]) for i in self.tokenizer.special_ids.values()}, key=len, reverse=True)
+        return "(" + "|".join(map(re.escape, texts)) + ")"
 
 
 if __name__ == "__main__":  # lm-eval's command line, with "llmlab" registered
