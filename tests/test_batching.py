@@ -194,6 +194,20 @@ def test_logprobs_are_the_models_own_for_the_tokens_drawn():
         logp = model(ids)[0][0, len(prompt) - 1 : -1].log_softmax(-1)  # (6, V): the positions that predicted them
     expected = float(logp.gather(1, torch.tensor(done[0].tokens)[:, None]).sum())
     assert done[0].logprob == pytest.approx(expected, abs=1e-4)
+    events = []
+    engine = BatchEngine(model, max_batch=2)
+    engine.start()
+    try:
+        done_flag = queue.Queue()
+        engine.submit(Request(prompt, 3, temperature=0, top_logprobs=4),
+                      lambda e: (events.append(e), e.finish and done_flag.put(1)))
+        done_flag.get(timeout=30)
+    finally:
+        engine.stop()
+    first = logp[0].topk(4)  # the greedy run's first step has the same logits as the sampled one's
+    assert [t for t, _ in events[0].top_logprobs] == first.indices.tolist()
+    assert [v for _, v in events[0].top_logprobs] == pytest.approx(first.values.tolist(), abs=1e-4)
+    assert events[0].token == first.indices[0] and events[0].logprob == pytest.approx(float(first.values[0]), abs=1e-4)
 
 
 def test_requests_with_one_prompt_share_its_prefill(monkeypatch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import threading
 import time
@@ -129,8 +130,66 @@ def test_sampling_options_stop_and_clamps(server):
         cut = c.completions.create(model="base", prompt="a", max_tokens=48, temperature=0, stop=[stop])
         assert cut.choices[0].text == text[: text.find(stop)] and cut.choices[0].finish_reason == "stop"
     seeded = [c.completions.create(model="base", prompt="a", max_tokens=8, temperature=1.0, seed=5,
-                                   extra_body={"top_k": 20, "unknown_field": 1}).choices[0].text for _ in range(2)]
+                                   extra_body={"top_k": 20}).choices[0].text for _ in range(2)]
     assert seeded[0] == seeded[1]
+
+
+def test_logprobs_are_the_models_own(server, models):
+    """Chat and legacy completions, whole and streamed: each shown token with its log-probability under the model and
+    the most likely alternatives, as a full forward pass of the prompt and answer gives them."""
+    import torch
+
+    from llmlab.model.folder import load_model_folder
+    from llmlab.tokenizer.chat import render_prompt
+
+    url, _ = server
+    c = client(url)
+    resp = c.chat.completions.create(model="chat", messages=CHAT, max_tokens=6, temperature=0, logprobs=True,
+                                     top_logprobs=3)
+    content = resp.choices[0].logprobs.content
+    model, tok, _ = load_model_folder(models["chat"])
+    prompt = render_prompt(tok, CHAT)
+    ids = [tok.encode(item.token)[0] if len(tok.encode(item.token)) == 1 else None for item in content]
+    assert "".join(item.token for item in content) == resp.choices[0].message.content and None not in ids
+    with torch.no_grad():
+        logp = model(torch.tensor([prompt + ids]))[0][0, len(prompt) - 1 : -1].log_softmax(-1)  # (n, V)
+    for row, item in enumerate(content):
+        assert item.logprob == pytest.approx(float(logp[row, ids[row]]), abs=1e-3)
+        assert [t.logprob for t in item.top_logprobs] == pytest.approx(logp[row].topk(3).values.tolist(), abs=1e-3)
+        assert item.top_logprobs[0].token == item.token  # greedy: the top alternative is the token itself
+        assert bytes(item.bytes).decode("utf-8", errors="replace") == item.token
+    streamed = [chunk.choices[0].logprobs for chunk in c.chat.completions.create(
+        model="chat", messages=CHAT, max_tokens=6, temperature=0, logprobs=True, top_logprobs=3, stream=True)
+        if chunk.choices and chunk.choices[0].logprobs]
+    assert [(i.token, round(i.logprob, 4)) for lp in streamed for i in lp.content] == \
+        [(i.token, round(i.logprob, 4)) for i in content]
+    plain = c.chat.completions.create(model="chat", messages=CHAT, max_tokens=6, temperature=0)
+    assert plain.choices[0].logprobs is None
+
+    comp = c.completions.create(model="base", prompt="The river", max_tokens=5, temperature=0, logprobs=2, echo=True)
+    lp = comp.choices[0].logprobs
+    assert "".join(lp.tokens) == comp.choices[0].text[len("The river"):] and len(lp.token_logprobs) == len(lp.tokens)
+    assert lp.text_offset[0] == len("The river") and all(len(top) <= 2 for top in lp.top_logprobs)
+    assert all(max(top.values()) >= value - 1e-6 for top, value in zip(lp.top_logprobs, lp.token_logprobs))
+
+
+@pytest.mark.parametrize("extra, words", [
+    ({"response_format": {"type": "json_object"}}, "response_format is not supported"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}, "constrained"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools is not supported"),
+    ({"presence_penalty": 0.5}, "presence_penalty is not supported"),
+    ({"logit_bias": {"5": 10}}, "logit_bias"),
+    ({"top_logprobs": 2}, "top_logprobs needs logprobs"),
+    ({"top_logprobs": 30, "logprobs": True}, "top_logprobs"),
+    ({"extra_body": {"unknown_field": 1}}, "unknown parameter(s) unknown_field"),
+])
+def test_parameters_the_server_cannot_honour_are_refused(server, extra, words):
+    url, _ = server
+    with pytest.raises(openai.BadRequestError, match=re.escape(words)):
+        client(url).chat.completions.create(model="chat", messages=CHAT, max_tokens=4, **extra)
+    ok = client(url).chat.completions.create(model="chat", messages=CHAT, max_tokens=4, user="u-1",
+                                             response_format={"type": "text"}, tool_choice="none")
+    assert ok.choices[0].finish_reason in ("stop", "length")
 
 
 def test_a_seeded_completion_is_what_llmlab_sample_writes(server, models, capsys):

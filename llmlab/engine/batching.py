@@ -64,6 +64,7 @@ class Request:
     stop_ids: Collection[int] = frozenset()
     stop_strings: Collection[str] = ()
     logprobs: bool = False  # report each token's log-probability under the model (before temperature / top-k / top-p)
+    top_logprobs: int = 0  # and the n most likely tokens at each step with theirs (implies logprobs)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class Event:
     finish: str | None = None  # None: more to come; "stop" | "length" | "error"
     error: str | None = None
     logprob: float | None = None  # log p(token) under the model, for requests that asked (Request.logprobs)
+    top_logprobs: tuple[tuple[int, float], ...] = ()  # the most likely tokens and their log p (Request.top_logprobs)
 
 
 class Ticket:
@@ -284,14 +286,14 @@ class BatchEngine:
         """Sample the next token of each of `rows` from its logits (len(rows), V), report it, free finished rows."""
         finished = []
         tokens = sample_rows(logits, [self._rows[i] for i in rows])
-        logprobs = token_logprobs(logits, tokens, [self._rows[i].ticket.request.logprobs for i in rows])
-        for i, token, logprob in zip(rows, tokens, logprobs):
+        logprobs = token_logprobs(logits, tokens, [self._rows[i].ticket.request for i in rows])
+        for i, token, (logprob, top) in zip(rows, tokens, logprobs):
             row = self._rows[i]
             row.last, row.produced = token, row.produced + 1
             stop = token in row.stop_ids
             stop = row.watch.push(token) or stop  # always pushed: the watch keeps the text's tail
             finish = "stop" if stop else "length" if row.produced >= row.budget else None
-            if not self._emit(row.ticket, Event(token, finish, logprob=logprob)) or finish:
+            if not self._emit(row.ticket, Event(token, finish, logprob=logprob, top_logprobs=top)) or finish:
                 finished.append(i)
         self._free(finished)
 
@@ -376,16 +378,22 @@ def complete_all(model: Transformer, requests: list[Request], tokenizer=None, ma
 
 
 @torch.inference_mode()
-def token_logprobs(logits: torch.Tensor, tokens: list[int], wanted: list[bool]) -> list[float | None]:
-    """log p(token) of each row's token under its raw logits (n, V), for the rows that want it; None elsewhere."""
-    picked = [i for i, w in enumerate(wanted) if w]
-    out: list[float | None] = [None] * len(tokens)
-    if picked:
-        rows = torch.tensor(picked, device=logits.device)
-        chosen = torch.tensor([tokens[i] for i in picked], device=logits.device)
-        values = logits[rows].float().log_softmax(dim=-1).gather(1, chosen[:, None])[:, 0]  # (m,)
-        for i, value in zip(picked, values.tolist()):
-            out[i] = value
+def token_logprobs(logits: torch.Tensor, tokens: list[int],
+                   requests: list[Request]) -> list[tuple[float | None, tuple[tuple[int, float], ...]]]:
+    """(log p(token), the top_logprobs most likely (id, log p)) of each row under its raw logits (n, V), for the rows
+    whose request asks; (None, ()) for the others. One log-softmax over the rows that ask."""
+    picked = [i for i, r in enumerate(requests) if r.logprobs or r.top_logprobs]
+    out: list[tuple[float | None, tuple[tuple[int, float], ...]]] = [(None, ())] * len(tokens)
+    if not picked:
+        return out
+    rows = torch.tensor(picked, device=logits.device)
+    logp = logits[rows].float().log_softmax(dim=-1)  # (m, V)
+    chosen = logp.gather(1, torch.tensor([tokens[i] for i in picked], device=logits.device)[:, None])[:, 0].tolist()
+    most = max(requests[i].top_logprobs for i in picked)
+    top_values, top_ids = logp.topk(most, dim=-1) if most else (logp[:, :0], logp[:, :0].long())  # (m, most)
+    for row, i in enumerate(picked):
+        n = requests[i].top_logprobs
+        out[i] = (chosen[row], tuple(zip(top_ids[row, :n].tolist(), top_values[row, :n].tolist())))
     return out
 
 

@@ -37,8 +37,9 @@ from llmlab.engine.conversation import fit_history
 from llmlab.errors import LlmlabError
 from llmlab.serve.generation import Generation, GenerationFailed
 from llmlab.serve.guard import Guard, read_json
-from llmlab.serve.protocol import (ApiError, ChatRequest, CompletionRequest, chat_choice, chat_delta, envelope,
-                                   message_text, new_id, parse, text_choice, usage)
+from llmlab.serve.protocol import (ApiError, ChatRequest, CompletionRequest, chat_choice, chat_delta, chat_logprobs,
+                                   completion_logprobs, envelope, message_text, new_id, parse, refuse_unsupported,
+                                   text_choice, usage)
 from llmlab.serve.settings import ServeSettings
 from llmlab.tokenizer.chat import render_prompt
 
@@ -162,7 +163,9 @@ class Api:
         return self.served[name]
 
     def engine_request(self, s: Served, prompt: list[int], req, max_tokens: int | None, default: int,
-                       stop_ids: set[int]) -> EngineRequest:
+                       stop_ids: set[int], top_logprobs: int | None) -> EngineRequest:
+        """The engine's request; top_logprobs: None (no logprobs) or how many alternatives per token."""
+        refuse_unsupported(req)
         if req.n != 1:
             raise ApiError(400, f"n={req.n} is not supported: this server returns one choice (n=1)", param="n")
         stops = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
@@ -177,7 +180,8 @@ class Api:
             prompt, min(max_tokens or default, self.settings.max_tokens),
             temperature=1.0 if req.temperature is None else req.temperature,
             top_k=req.top_k if req.top_k and req.top_k > 0 else None, top_p=req.top_p, seed=req.seed,
-            stop_ids=set() if req.ignore_eos else stop_ids, stop_strings=[x for x in stops if x])
+            stop_ids=set() if req.ignore_eos else stop_ids, stop_strings=[x for x in stops if x],
+            logprobs=top_logprobs is not None, top_logprobs=top_logprobs or 0)
 
     def start(self, s: Served, req: EngineRequest, deadline: float) -> Generation:
         try:
@@ -209,8 +213,9 @@ class Api:
         except LlmlabError as e:
             raise ApiError(400, f"messages: {e}", param="messages") from None
         special = s.tokenizer.special_ids
+        top = (req.top_logprobs or 0) if req.logprobs else None
         ereq = self.engine_request(s, prompt, req, max_tokens, self.settings.default_max_tokens,
-                                   {special["end_of_turn"], s.tokenizer.eos_id})
+                                   {special["end_of_turn"], s.tokenizer.eos_id}, top)
         gen = self.start(s, ereq, deadline)
         extra, finish_store = {}, lambda reason: None
         if self.store is not None:
@@ -225,12 +230,14 @@ class Api:
         rid = new_id("chatcmpl")
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
+            logprobs = None if top is None else (lambda events: chat_logprobs(s.tokenizer, events, top))
             chunks = ChunkMaker(rid, "chat.completion.chunk", s.name, extra, len(prompt), include_usage,
-                                lambda delta, finish=None: chat_delta(delta, finish))
+                                lambda delta, finish=None, lp=None: chat_delta(delta, finish, lp), logprobs)
             return StreamingResponse(stream(gen, chunks, {"role": "assistant", "content": ""}, finish_store),
                                      media_type="text/event-stream")
         await collect(request, gen, finish_store)
-        return envelope(rid, "chat.completion", s.name, [chat_choice(gen.text, gen.finish_reason)],
+        lp = None if top is None else chat_logprobs(s.tokenizer, gen.logprobs, top)
+        return envelope(rid, "chat.completion", s.name, [chat_choice(gen.text, gen.finish_reason, lp)],
                         usage=usage(len(prompt), gen.completion_tokens), **extra)
 
     # ---- POST /v1/completions ------------------------------------------------------------------------------------
@@ -241,7 +248,7 @@ class Api:
         req: CompletionRequest = await self.read(request, CompletionRequest, deadline)
         s = self.lookup(req.model)
         prompt_text, prompt = completion_prompt(req.prompt, s.tokenizer)
-        ereq = self.engine_request(s, prompt, req, req.max_tokens, 16, {s.tokenizer.eos_id})
+        ereq = self.engine_request(s, prompt, req, req.max_tokens, 16, {s.tokenizer.eos_id}, req.logprobs)
         gen = self.start(s, ereq, deadline)
         extra, finish_store = {}, lambda reason: None
         if self.store is not None:
@@ -256,12 +263,21 @@ class Api:
         echo = prompt_text if req.echo else ""
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
+            offset = [len(echo)]  # characters streamed before the next chunk's tokens
+
+            def streamed_logprobs(events: list) -> dict:
+                out = completion_logprobs(s.tokenizer, events, offset[0])
+                offset[0] += sum(map(len, out["tokens"]))
+                return out
+
             chunks = ChunkMaker(rid, "text_completion", s.name, extra, len(prompt), include_usage,
-                                lambda delta, finish=None: text_choice(delta.get("content", ""), finish))
+                                lambda delta, finish=None, lp=None: text_choice(delta.get("content", ""), finish, lp),
+                                None if req.logprobs is None else streamed_logprobs)
             first = {"content": echo} if echo else None
             return StreamingResponse(stream(gen, chunks, first, finish_store), media_type="text/event-stream")
         await collect(request, gen, finish_store)
-        return envelope(rid, "text_completion", s.name, [text_choice(echo + gen.text, gen.finish_reason)],
+        lp = None if req.logprobs is None else completion_logprobs(s.tokenizer, gen.logprobs, len(echo))
+        return envelope(rid, "text_completion", s.name, [text_choice(echo + gen.text, gen.finish_reason, lp)],
                         usage=usage(len(prompt), gen.completion_tokens), **extra)
 
 
@@ -343,10 +359,12 @@ class ChunkMaker:
     extra: dict
     prompt_tokens: int
     include_usage: bool
-    choice: object  # (delta: dict, finish=None) -> the choice dict
+    choice: object  # (delta: dict, finish=None, logprobs=None) -> the choice dict
+    logprobs: object = None  # (events) -> the choice's logprobs object; None: logprobs not asked
 
-    def __call__(self, delta: dict, finish: str | None = None) -> dict:
-        return envelope(self.rid, self.obj, self.model, [self.choice(delta, finish)], **self.extra)
+    def __call__(self, delta: dict, finish: str | None = None, events: list | None = None) -> dict:
+        lp = self.logprobs(events or []) if self.logprobs is not None and events is not None else None
+        return envelope(self.rid, self.obj, self.model, [self.choice(delta, finish, lp)], **self.extra)
 
     def usage(self, completion_tokens: int) -> dict:
         return envelope(self.rid, self.obj, self.model, [], usage=usage(self.prompt_tokens, completion_tokens),
@@ -364,8 +382,8 @@ async def stream(gen: Generation, chunks: ChunkMaker, first: dict | None, finish
         if first is not None:
             yield sse(chunks(first))
         async for delta in gen.deltas():
-            yield sse(chunks({"content": delta}))
-        yield sse(chunks({}, gen.finish_reason))
+            yield sse(chunks({"content": delta}, events=gen.take_logprobs()))
+        yield sse(chunks({}, gen.finish_reason, events=gen.take_logprobs() or None))
         if chunks.include_usage:
             yield sse(chunks.usage(gen.completion_tokens))
         reason = gen.finish_reason

@@ -4,13 +4,15 @@
     async for delta in gen.deltas():      # TimeoutError past the deadline, GenerationFailed on an engine error
         ...
     gen.text, gen.finish_reason, gen.completion_tokens
+    gen.logprobs, gen.take_logprobs()     # with request.logprobs: the events of the tokens shown (all / new ones)
     gen.cancel()                          # client gone: frees the engine row
 
 The engine thread hands events over into an asyncio.Queue per request through a Mailbox (one loop wake-up per
 batch). Stop ids are counted but never shown; text is decoded incrementally (a character split across tokens waits
 for its last byte), and the end of the text that could still be the start of a stop string is held back, so no part
 of a stop string is ever sent. Stop strings are also matched on the decoded text (the engine matches bytes), and the
-request then ends there.
+request then ends there. With logprobs asked, a token's event is released with the delta that shows the last of its
+text; tokens whose text a stop string cut away are not reported.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class Generation:
         self.finish_reason: str | None = None
         self._stream = TextStream(tokenizer)
         self._held = ""  # decoded text not yet handed out (it may be the start of a stop string)
+        self.logprobs: list[Event] = []  # events of the tokens whose text has been handed out (logprobs asked)
+        self._unsent: list[list] = []  # [event, characters of its text] of tokens not handed out yet
+        self._sent_chars = 0  # characters handed out and not yet matched to a released token
+        self._new_logprobs = 0  # how many of self.logprobs take_logprobs has not returned yet
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         mailbox = Mailbox.of(asyncio.get_running_loop())
         self._ticket = engine.submit(request, lambda event: mailbox.post(self._events, event))
@@ -73,10 +79,17 @@ class Generation:
             raise GenerationFailed(event.error)
         stops = [s for s in self.request.stop_strings if s]
         self.completion_tokens += 1
+        reporting = self.request.logprobs or self.request.top_logprobs
         if event.token not in self.request.stop_ids:
-            self._held += self._stream.push(event.token)
+            piece = self._stream.push(event.token)
+            self._held += piece
+            if reporting:
+                self._unsent.append([event, len(piece)])
         if event.finish:
-            self._held += self._stream.flush()
+            tail = self._stream.flush()
+            self._held += tail
+            if reporting and self._unsent:
+                self._unsent[-1][1] += len(tail)
         # The engine watches stop strings on bytes; a stop string can also match decoded text that the bytes do not
         # (e.g. a U+FFFD standing for invalid bytes), so the text is checked too.
         hit = any(s in self._held for s in stops)
@@ -86,10 +99,24 @@ class Generation:
             if not event.finish:
                 self.cancel()
             delta, self._held = self._held, ""
-            return delta
+            return self._release(delta)
         keep = _stop_prefix_len(self._held, stops)
         delta, self._held = self._held[: len(self._held) - keep], self._held[len(self._held) - keep :]
+        return self._release(delta)
+
+    def _release(self, delta: str) -> str:
+        """Move the events of the tokens whose whole text is now handed out into self.logprobs; returns delta."""
+        self._sent_chars += len(delta)
+        while self._unsent and self._unsent[0][1] <= self._sent_chars:
+            event, length = self._unsent.pop(0)
+            self._sent_chars -= length
+            self.logprobs.append(event)
         return delta
+
+    def take_logprobs(self) -> list[Event]:
+        """The events released since the last call (for the stream's chunks)."""
+        new, self._new_logprobs = self.logprobs[self._new_logprobs :], len(self.logprobs)
+        return new
 
     async def run(self) -> str:
         """The whole text (non-streaming)."""

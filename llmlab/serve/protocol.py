@@ -6,8 +6,13 @@ Requests accepted (see docs of OpenAI's API; /work notes list the fields other s
                                ignore_eos (vLLM extra: no stop at end-of-turn / EOS), stop (str | [str]), n (1 only),
                                seed, stream, stream_options.include_usage, and the llmlab extension conversation_id
                                (continue a stored conversation)
-    POST /v1/completions       the same sampling fields, prompt (str | [str] | [int] | [[int]], one prompt), echo
-Fields such as logprobs, presence_penalty or user are accepted and ignored. Errors are
+                               logprobs + top_logprobs (0..20): each answer token's log-probability under the model
+                               (before temperature / top-k / top-p) and the most likely alternatives
+    POST /v1/completions       the same sampling fields, prompt (str | [str] | [int] | [[int]], one prompt), echo,
+                               logprobs (0..5: the legacy tokens / token_logprobs / top_logprobs / text_offset)
+No parameter is silently ignored: one this server cannot honour (response_format other than text, tools,
+presence / frequency penalties, logit_bias, suffix, best_of > 1, or any unknown field) is answered 400, naming it;
+`user` (an end-user id for the caller's own records) is accepted. Errors are
 {"error": {"message", "type", "param", "code"}} with the HTTP status in `ApiError`.
 """
 
@@ -55,7 +60,12 @@ class StreamOptions(_Lenient):
     include_usage: bool = False
 
 
+class ResponseFormat(_Lenient):
+    type: str
+
+
 class _Sampling(_Lenient):
+    model_config = ConfigDict(extra="allow")  # unknown fields are kept, then refused by `refuse_unsupported`
     model: str
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)  # None: 1.0, as OpenAI
@@ -67,17 +77,54 @@ class _Sampling(_Lenient):
     stream: bool = False
     stream_options: StreamOptions | None = None
     ignore_eos: bool = False  # vLLM extra: generate max_tokens tokens whatever the model says (for benchmarks)
+    user: str | None = None  # the caller's end-user id: accepted, not used
+    presence_penalty: float = 0.0  # refused unless 0
+    frequency_penalty: float = 0.0  # refused unless 0
+    logit_bias: dict[str, float] | None = None  # refused unless empty
 
 
 class ChatRequest(_Sampling):
     messages: list[ChatMessage]
     max_completion_tokens: int | None = Field(None, ge=1)
     conversation_id: int | None = None  # llmlab extension: continue this stored conversation
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    response_format: ResponseFormat | None = None  # only {"type": "text"}: there is no constrained decoding
+    tools: list[dict] | None = None  # refused: tool calling is not served yet
+    tool_choice: str | dict | None = None  # only "none"
 
 
 class CompletionRequest(_Sampling):
     prompt: str | list[str] | list[int] | list[list[int]]
     echo: bool = False
+    logprobs: int | None = Field(None, ge=0, le=5)  # the legacy API's: how many alternatives per token
+    suffix: str | None = None  # refused: no fill-in-the-middle
+    best_of: int | None = None  # only 1
+
+
+def refuse_unsupported(req: _Sampling) -> None:
+    """ApiError 400 naming the first parameter of `req` this server cannot honour (see the module docstring)."""
+    unknown = sorted(req.model_extra or {})
+    if unknown:
+        raise ApiError(400, f"unknown parameter(s) {', '.join(unknown)}: this server does not support them",
+                       param=unknown[0])
+    refused = {
+        "presence_penalty": req.presence_penalty != 0, "frequency_penalty": req.frequency_penalty != 0,
+        "logit_bias": bool(req.logit_bias),
+        "response_format": getattr(req, "response_format", None) is not None and req.response_format.type != "text",
+        "tools": bool(getattr(req, "tools", None)),
+        "tool_choice": getattr(req, "tool_choice", None) not in (None, "none"),
+        "suffix": getattr(req, "suffix", None) is not None, "best_of": getattr(req, "best_of", None) not in (None, 1),
+    }
+    why = {"response_format": "only {\"type\": \"text\"}: this server has no constrained (JSON) decoding",
+           "tools": "tool calling is not served yet", "tool_choice": "tool calling is not served yet",
+           "suffix": "no fill-in-the-middle", "best_of": "one completion per request"}
+    for name, bad in refused.items():
+        if bad:
+            raise ApiError(400, f"{name} is not supported: {why.get(name, 'this server samples without it')}",
+                           param=name)
+    if isinstance(getattr(req, "logprobs", None), bool) and req.top_logprobs is not None and not req.logprobs:
+        raise ApiError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
 
 
 def parse(model: type[BaseModel], body: dict) -> BaseModel:
@@ -115,13 +162,35 @@ def envelope(rid: str, obj: str, model: str, choices: list[dict], **extra) -> di
     return {"id": rid, "object": obj, "created": int(time.time()), "model": model, "choices": choices, **extra}
 
 
-def chat_choice(text: str, finish: str | None) -> dict:
-    return {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None, "finish_reason": finish}
+def chat_choice(text: str, finish: str | None, logprobs: dict | None = None) -> dict:
+    return {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": logprobs,
+            "finish_reason": finish}
 
 
-def chat_delta(delta: dict, finish: str | None = None) -> dict:
-    return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+def chat_delta(delta: dict, finish: str | None = None, logprobs: dict | None = None) -> dict:
+    return {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
 
 
-def text_choice(text: str, finish: str | None = None) -> dict:
-    return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+def text_choice(text: str, finish: str | None = None, logprobs: dict | None = None) -> dict:
+    return {"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish}
+
+
+def _token(tok, token: int, logprob: float) -> dict:
+    data = tok.token_bytes(token)
+    return {"token": data.decode("utf-8", errors="replace"), "logprob": logprob, "bytes": list(data)}
+
+
+def chat_logprobs(tok, events: list, top: int) -> dict:
+    """The chat API's logprobs object for engine events (tokens with their logprob and top alternatives)."""
+    return {"content": [{**_token(tok, e.token, e.logprob),
+                         "top_logprobs": [_token(tok, t, lp) for t, lp in e.top_logprobs[:top]]} for e in events]}
+
+
+def completion_logprobs(tok, events: list, offset: int) -> dict:
+    """The legacy completions API's logprobs object; text_offset counts characters from `offset` (the echoed
+    prompt's length, or 0)."""
+    tokens = [_token(tok, e.token, e.logprob)["token"] for e in events]
+    offsets = [offset + sum(map(len, tokens[:i])) for i in range(len(tokens))]
+    return {"tokens": tokens, "token_logprobs": [e.logprob for e in events],
+            "top_logprobs": [{_token(tok, t, 0.0)["token"]: lp for t, lp in e.top_logprobs} for e in events],
+            "text_offset": offsets}
