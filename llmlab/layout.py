@@ -39,7 +39,8 @@ DEFAULT_RUN_DIR = Path("runs/default")
 
 @dataclass(frozen=True)
 class StageDir:
-    """A training stage's work folder (<run_dir>/pretrain, sft, prefs, or a flywheel turn's)."""
+    """A training stage's work folder (<run_dir>/pretrain, sft, prefs, a flywheel turn's, or a lab's trainer's under
+    <run_dir>/labs/<lab>/)."""
 
     path: Path
 

@@ -82,3 +82,9 @@ def generation_flops(cfg: ModelConfig, prompt_tokens: int, new_tokens: int) -> f
     blocks = 2 * cfg.depth * _block_matrix_params(cfg) * fed
     attention = 2 * cfg.depth * cfg.d_model * fed * (fed + 1)
     return float(blocks + attention + 2 * cfg.vocab_size * cfg.d_model * new_tokens)
+
+
+def scoring_flops(cfg: ModelConfig, tokens: int) -> float:
+    """Forward FLOPs of reading `tokens` tokens once without the vocabulary head (a verifier scoring a solution: its
+    scalar head is negligible): the block matrices and causal attention, as generation_flops counts them."""
+    return float(2 * cfg.depth * _block_matrix_params(cfg) * tokens + 2 * cfg.depth * cfg.d_model * tokens * (tokens + 1))

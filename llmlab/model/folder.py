@@ -27,7 +27,11 @@ from llmlab.tokenizer.bpe import Tokenizer
 FORMAT = "llmlab-model"
 
 
-def save_model_folder(folder: Path, model: Transformer, tokenizer_folder: Path, meta: dict | None = None) -> None:
+def save_model_folder(folder: Path, model: Transformer, tokenizer_folder: Path, meta: dict | None = None,
+                      extra_files: dict[str, dict] | None = None) -> None:
+    """Write the folder atomically: weights, model.json (the config and `meta`), the tokenizer, and each of
+    `extra_files` (file name -> tensors, as safetensors) for models with more than the language model (a verifier's
+    head)."""
     from safetensors.torch import save_file
 
     with atomic_dir(folder) as tmp:
@@ -36,6 +40,8 @@ def save_model_folder(folder: Path, model: Transformer, tokenizer_folder: Path, 
         info = {"format": FORMAT, "model": model.cfg.to_dict(), **(meta or {})}
         (tmp / "model.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         shutil.copytree(tokenizer_folder, tmp / "tokenizer", ignore=shutil.ignore_patterns("stats", "*.png"))
+        for name, tensors in (extra_files or {}).items():
+            save_file(tensors, tmp / name)
 
 
 def load_model_folder(folder: Path, device: str | torch.device = "cpu") -> tuple[Transformer, Tokenizer, dict]:

@@ -364,6 +364,15 @@ class Transformer(nn.Module):
         ce = F.cross_entropy(logits.view(B * T, -1), targets.reshape(-1), ignore_index=-1, reduction="none")
         return logits, (ce * counted.view(-1)).sum() / counted.sum().clamp_min(1)
 
+    def hidden_states(self, idx: Tensor) -> Tensor:
+        """The final-normed hidden states (B, T, C) of token ids idx (B, T): what the head reads, for models that put
+        another head on the trunk (e.g. a verifier's value head)."""
+        if idx.dim() != 2 or idx.shape[1] > self.cfg.seq_len:
+            raise LlmlabError(f"hidden_states needs ids of shape (batch, time <= {self.cfg.seq_len}), got "
+                              f"{tuple(idx.shape)}")
+        x, rope = self._embed(idx, torch.arange(idx.shape[1], device=idx.device))
+        return self._blocks(x, rope, None, None, True)
+
     def _embed(self, idx: Tensor, positions: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
         """Token (+ learned position) embeddings (B, T, C) and the RoPE rows, for positions (T,) or (B, T)."""
         x = self.embed(idx)  # (B, T, C)
