@@ -72,3 +72,24 @@ def test_a_trained_verifier_tells_right_from_wrong_on_held_out_problems(reasoner
     with pytest.raises(LlmlabError, match="right and wrong attempts"):
         train_verifier(StageDir(tmp_path / "w2"), tmp_path / "v2", folder, task,
                        [e for e in examples if e.right], cfg)
+
+
+def test_verifier_scores_are_its_final_values_and_cost_one_read(reasoner):
+    from llmlab.engine.thinking import Attempt, solution_ids, verifier_scores
+    from llmlab.model.flops import scoring_flops
+    from llmlab.model.loading import load_model
+
+    folder, tok = reasoner
+    lm, tok, _ = load_model(folder)
+    verifier = Verifier(lm)
+    with torch.no_grad():
+        verifier.head.weight.normal_()
+    task = get_task("countdown")
+    p = task.problems(3, "test", 1)[0]
+    attempts = [Attempt(text, None, False, 0, 0.0, 0.0) for text in (task.solution(p), "#### 1", "no idea")]
+    scores, flops = verifier_scores(verifier, tok, task, p, attempts, batch_size=2)
+    for attempt_, score in zip(attempts, scores):
+        ids, _ = solution_ids(tok, task, p, attempt_.text, True, 128)
+        with torch.no_grad():
+            assert score == pytest.approx(float(verifier(torch.tensor([ids]))[0, -1]), abs=1e-5)
+    assert flops == sum(scoring_flops(lm.cfg, len(solution_ids(tok, task, p, a.text, True, 128)[0])) for a in attempts)

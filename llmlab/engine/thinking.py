@@ -7,6 +7,7 @@ checked and costed in FLOPs; what the System 2 strategies (majority vote, best-o
     problems = task.problems(level=3, split="test", n=100)
     tries = attempt(model, tok, task, problems, k=16, temperature=0.7, seed=0)   # tries[i]: problem i's k Attempts
     tries[0][0].answer, tries[0][0].right, tries[0][0].logprob, tries[0][0].flops
+    scores, flops = verifier_scores(verifier, tok, task, problems[0], tries[0])   # a trained verifier's log-odds
 
 The question is asked as the user's turn of a chat model (the chat template), or as plain text after BOS for a base
 model, whose solution ends at a blank line or a document boundary. Compute is counted honestly
@@ -19,10 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from llmlab.engine.batching import Request, complete_all
 from llmlab.engine.generate import cut_at_stop
 from llmlab.errors import LlmlabError
-from llmlab.model.flops import generation_flops
+from llmlab.model.flops import generation_flops, scoring_flops
 from llmlab.tasks.base import Problem, Task, final_answer
 from llmlab.tokenizer.chat import render_prompt
 
@@ -47,6 +50,16 @@ def question_ids(tok, task: Task, problem: Problem, chat: bool) -> list[int]:
     if chat:
         return render_prompt(tok, [{"role": "user", "content": task.prompt(problem)}])
     return [tok.bos_id] * tok.add_bos + tok.encode(task.prompt(problem) + "\n")
+
+
+def solution_ids(tok, task: Task, problem: Problem, text: str, chat: bool, max_len: int) -> tuple[list[int], int]:
+    """(prompt + solution ids cut to max_len, where the solution starts): a solution as its writer produced it (the
+    chat's end of turn after it), which is how a verifier reads it."""
+    prompt = question_ids(tok, task, problem, chat)
+    ids = (prompt + tok.encode(text) + ([tok.special_ids["end_of_turn"]] if chat else []))[:max_len]
+    if len(prompt) >= len(ids):
+        raise LlmlabError(f"a prompt of {len(prompt)} tokens leaves no room for its solution in {max_len}")
+    return ids, len(prompt)
 
 
 def attempt(model, tok, task: Task, problems: list[Problem], k: int, temperature: float = 0.7,
@@ -78,3 +91,22 @@ def attempt(model, tok, task: Task, problems: list[Problem], k: int, temperature
             row.append(Attempt(text, final_answer(text), task.check(problem, text), produced, c.logprob, shared + decode))
         out.append(row)
     return out
+
+
+@torch.inference_mode()
+def verifier_scores(verifier, tok, task: Task, problem: Problem, attempts: list[Attempt], chat: bool | None = None,
+                    batch_size: int = 32) -> tuple[list[float], float]:
+    """(the verifier's final log-odds for each attempt, the FLOPs of scoring them all): each attempt is read once,
+    prompt and solution, as the verifier was trained to read it (llmlab.train.verifier.render)."""
+    chat = bool(tok.chat_format) if chat is None else chat
+    rows = [solution_ids(tok, task, problem, a.text, chat, verifier.lm.cfg.seq_len)[0] for a in attempts]
+    device = verifier.head.weight.device
+    scores: list[float] = []
+    for first in range(0, len(rows), batch_size):
+        chunk = rows[first : first + batch_size]
+        ids = torch.full((len(chunk), max(map(len, chunk))), tok.pad_id, dtype=torch.long)
+        for r, row in enumerate(chunk):
+            ids[r, : len(row)] = torch.tensor(row)
+        values = verifier(ids.to(device))  # (B, T)
+        scores += [float(values[r, len(row) - 1]) for r, row in enumerate(chunk)]
+    return scores, sum(scoring_flops(verifier.lm.cfg, len(row)) for row in rows)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from llmlab.engine.thinking import question_ids
+from llmlab.engine.thinking import solution_ids
 from llmlab.errors import LlmlabError
 from llmlab.files import save_config, to_plain
 from llmlab.hardware import peak_flops
@@ -82,12 +82,8 @@ def held_out(problem: Problem, share: float) -> bool:
 
 def render(tok, task: Task, example: VerifierExample, chat: bool, max_len: int) -> tuple[list[int], int, float]:
     """(ids, where the solution starts, label): prompt + solution (+ end of turn in a chat), cut to max_len."""
-    prompt = question_ids(tok, task, example.problem, chat)
-    solution = tok.encode(example.text) + ([tok.special_ids["end_of_turn"]] if chat else [])
-    ids = (prompt + solution)[:max_len]
-    if len(prompt) >= len(ids):
-        raise LlmlabError(f"a prompt of {len(prompt)} tokens leaves no room for its solution in {max_len}")
-    return ids, len(prompt), float(example.right)
+    ids, start = solution_ids(tok, task, example.problem, example.text, chat, max_len)
+    return ids, start, float(example.right)
 
 
 def batch(rows: list[tuple[list[int], int, float]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
