@@ -4,6 +4,7 @@ seeded samples reproducible, answers checked by the task, FLOPs counted once per
 from __future__ import annotations
 
 import pytest
+import torch
 
 from llmlab.engine import thinking
 from llmlab.engine.batching import Completion
@@ -75,3 +76,38 @@ def test_greedy_means_one_attempt(tiny):
     model, tok = tiny
     with pytest.raises(LlmlabError, match="greedy decoding gives one attempt"):
         attempt(model, tok, get_task("addition"), get_task("addition").problems(2, "test", 1), k=4, temperature=0)
+
+
+def test_step_search_keeps_the_lines_the_verifier_prefers(tiny, monkeypatch):
+    """A scripted model writes one of two first lines, then ends; a scripted verifier likes lines with "good": the
+    search returns a solution starting with the good line, and counts its FLOPs."""
+    from llmlab.engine.thinking import step_search
+
+    model, tok = tiny
+    task = get_task("addition")
+    problem = task.problems(2, "test", 1)[0]
+    prompt = question_ids(tok, task, problem, chat=True)
+
+    def scripted(model, requests, tokenizer=None, max_batch=64):
+        out = []
+        for r in requests:
+            written = tok.decode(r.prompt_ids[len(prompt):])
+            if not written:  # the first line: good or bad by the seed's parity
+                text, finish = ("good start\n" if r.seed % 2 else "bad start\n"), "stop"
+            else:
+                text, finish = f"#### {problem.answer}", "stop"  # then the answer, and the turn ends (stop id)
+            out.append(Completion(tok.encode(text), finish, -1.0))
+        return out
+
+    class Verifier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lm, self.head = model, torch.nn.Linear(1, 1)
+
+        def forward(self, ids):
+            texts = [tok.decode(row.tolist()) for row in ids]
+            return torch.tensor([[1.0 if "good" in t else -1.0] * ids.shape[1] for t in texts])
+
+    monkeypatch.setattr(thinking, "complete_all", scripted)
+    best = step_search(model, Verifier(), tok, task, problem, beams=2, expand=2)
+    assert best.text.startswith("good start") and best.right and best.logprob == -2.0 and best.flops > 0

@@ -94,19 +94,69 @@ def attempt(model, tok, task: Task, problems: list[Problem], k: int, temperature
 
 
 @torch.inference_mode()
-def verifier_scores(verifier, tok, task: Task, problem: Problem, attempts: list[Attempt], chat: bool | None = None,
-                    batch_size: int = 32) -> tuple[list[float], float]:
-    """(the verifier's final log-odds for each attempt, the FLOPs of scoring them all): each attempt is read once,
-    prompt and solution, as the verifier was trained to read it (llmlab.train.verifier.render)."""
-    chat = bool(tok.chat_format) if chat is None else chat
-    rows = [solution_ids(tok, task, problem, a.text, chat, verifier.lm.cfg.seq_len)[0] for a in attempts]
+def final_values(verifier, rows: list[list[int]], pad_id: int, batch_size: int = 32) -> list[float]:
+    """The verifier's log-odds at the last token of each row of ids (prompt + solution, whole or partial)."""
     device = verifier.head.weight.device
     scores: list[float] = []
     for first in range(0, len(rows), batch_size):
         chunk = rows[first : first + batch_size]
-        ids = torch.full((len(chunk), max(map(len, chunk))), tok.pad_id, dtype=torch.long)
+        ids = torch.full((len(chunk), max(map(len, chunk))), pad_id, dtype=torch.long)
         for r, row in enumerate(chunk):
             ids[r, : len(row)] = torch.tensor(row)
         values = verifier(ids.to(device))  # (B, T)
         scores += [float(values[r, len(row) - 1]) for r, row in enumerate(chunk)]
+    return scores
+
+
+def verifier_scores(verifier, tok, task: Task, problem: Problem, attempts: list[Attempt], chat: bool | None = None,
+                    batch_size: int = 32) -> tuple[list[float], float]:
+    """(the verifier's final log-odds for each attempt, the FLOPs of scoring them all): each attempt is read once,
+    prompt and solution, as the verifier was trained to read it (solution_ids)."""
+    chat = bool(tok.chat_format) if chat is None else chat
+    rows = [solution_ids(tok, task, problem, a.text, chat, verifier.lm.cfg.seq_len)[0] for a in attempts]
+    scores = final_values(verifier, rows, tok.pad_id, batch_size)
     return scores, sum(scoring_flops(verifier.lm.cfg, len(row)) for row in rows)
+
+
+def step_search(model, verifier, tok, task: Task, problem: Problem, beams: int = 4, expand: int = 4,
+                temperature: float = 0.7, top_k: int | None = None, step_tokens: int = 48, max_tokens: int = 256,
+                seed: int = 0) -> Attempt:
+    """A beam search over solution steps (lines), guided by the verifier: each round every kept partial solution is
+    continued `expand` times by one line, the verifier scores every candidate (its value at the candidate's last
+    token), finished solutions (the turn ended) are set aside, and the best `beams` unfinished ones go on. Returns
+    the best-scored finished solution (or the best partial one when none finished) as an Attempt whose flops are the
+    whole search's: every round's prefill per kept solution, every continuation, every verifier read."""
+    if not tok.chat_format:
+        raise LlmlabError("step search continues a chat model's answer: this tokenizer has no chat format")
+    if beams < 1 or expand < 1:
+        raise LlmlabError(f"step search needs beams >= 1 and expand >= 1, got {beams} and {expand}")
+    end = tok.special_ids["end_of_turn"]
+    prompt = question_ids(tok, task, problem, True)
+    frontier: list[tuple[list[int], float]] = [([], 0.0)]  # kept partial solutions: token ids, log-probability
+    finished: list[tuple[float, list[int], float]] = []  # (verifier score, solution ids, log-probability)
+    flops, round_ = 0.0, 0
+    while frontier and len(finished) < beams:
+        requests = [Request(prompt + sol, min(step_tokens, max_tokens - len(sol)), temperature=temperature,
+                            top_k=top_k, seed=(seed * 1_000_003 + round_) * 1_000 + i, stop_ids={end},
+                            stop_strings=("\n",), logprobs=True)
+                    for b, (sol, _) in enumerate(frontier) for i in range(b * expand, (b + 1) * expand)]
+        done = complete_all(model, requests, tok)
+        candidates = []  # (solution ids, log-probability, ended)
+        for r, c, (sol, logprob) in zip(requests, done, [f for f in frontier for _ in range(expand)]):
+            turn_ended = c.finish == "stop" and "\n" not in tok.decode(c.tokens[-1:])  # the stop id, not a line end
+            solution = sol + c.tokens
+            P = len(r.prompt_ids)
+            prefill = generation_flops(model.cfg, P, 1)  # once per kept solution: its `expand` rows share it
+            flops += prefill / expand + generation_flops(model.cfg, P, len(c.tokens) + turn_ended) - prefill
+            candidates.append((solution, logprob + c.logprob, turn_ended or len(solution) >= max_tokens))
+        rows = [prompt + sol + [end] * ended for sol, _, ended in candidates]
+        scores = final_values(verifier, rows, tok.pad_id)
+        flops += sum(scoring_flops(verifier.lm.cfg, len(row)) for row in rows)
+        ranked = sorted(zip(scores, candidates), key=lambda x: -x[0])
+        finished += [(score, sol, logprob) for score, (sol, logprob, ended) in ranked if ended]
+        frontier = [(sol, logprob) for _, (sol, logprob, ended) in ranked if not ended][:beams]
+        round_ += 1
+    pool = finished or [(float("-inf"), sol, logprob) for sol, logprob in frontier]
+    _, best, logprob = max(pool, key=lambda x: x[0])
+    text = tok.decode(best).strip()
+    return Attempt(text, final_answer(text), task.check(problem, text), len(best), logprob, flops)
