@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from llmlab.engine.strategies import best_of, majority_vote, pass_at_k
+from llmlab.engine.strategies import adaptive_best_of, best_of, majority_vote, pass_at_k
 from llmlab.errors import LlmlabError
 
 
@@ -42,3 +42,12 @@ def test_best_of_takes_the_highest_score_first_on_ties():
     assert best_of(["12", "15"], [1.0, 1.0]) == "12" and best_of([], []) is None
     with pytest.raises(LlmlabError, match="2 answers but 1 scores"):
         best_of(["1", "2"], [0.5])
+
+
+def test_adaptive_allocation_stops_where_the_verifier_is_confident():
+    assert adaptive_best_of([3.0] + [0.0] * 63, first=4, most=64, confident=2.0) == 4  # sure at once
+    assert adaptive_best_of([0.0] * 10 + [2.5] + [0.0] * 53, first=4, most=64, confident=2.0) == 16  # 4, 8, 16
+    assert adaptive_best_of([0.0] * 64, first=4, most=64, confident=2.0) == 64  # never sure: all of them
+    assert adaptive_best_of([0.0] * 64, first=3, most=40, confident=2.0) == 40  # 3, 6, ..., 24, then capped
+    with pytest.raises(LlmlabError, match="first"):
+        adaptive_best_of([0.0] * 8, first=4, most=16, confident=1.0)

@@ -1,9 +1,10 @@
-"""Test-time strategies' arithmetic: turning k sampled answers into one (majority vote, best-of-N by a score) and
-measuring coverage (pass@k with the unbiased estimator).
+"""Test-time strategies' arithmetic: turning k sampled answers into one (majority vote, best-of-N by a score),
+allocating samples by difficulty, and measuring coverage (pass@k with the unbiased estimator).
 
     pass_at_k(n=64, c=5, k=8)                       # chance that at least one of 8 of the 64 samples is right
     majority_vote(["12", "15", "12", None])         # ("12", 2): None (no final answer) does not vote
     best_of(["12", "15"], scores=[-3.1, -0.4])      # "15"
+    adaptive_best_of(scores, first=4, most=64, confident=2.0)   # how many samples a problem gets
 """
 
 from __future__ import annotations
@@ -46,3 +47,16 @@ def best_of(answers: list[str | None], scores: list[float]) -> str | None:
     if not answers:
         return None
     return answers[max(range(len(answers)), key=lambda i: (scores[i], -i))]
+
+
+def adaptive_best_of(scores: list[float], first: int, most: int, confident: float) -> int:
+    """How many of a problem's samples (drawn in order, their verifier log-odds in `scores`) difficulty-adaptive
+    best-of-N uses: `first` to start, then doubling until the best score so far reaches `confident` (log-odds) or
+    `most` samples are used. Easy problems stop early; the budget goes where the verifier is unsure."""
+    if not 1 <= first <= most <= len(scores):
+        raise LlmlabError(f"adaptive best-of-N needs 1 <= first ({first}) <= most ({most}) <= samples "
+                          f"({len(scores)})")
+    used = first
+    while used < most and max(scores[:used]) < confident:
+        used = min(most, used * 2)
+    return used
