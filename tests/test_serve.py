@@ -438,3 +438,26 @@ def test_llmlab_serve_command(models, tmp_path):
         proc.terminate()
         assert proc.wait(30) in (0, -15)  # uvicorn shuts down, then re-raises the SIGTERM it caught
     assert Store(tmp_path / "serve.sqlite").counts()["conversations"] == 1
+
+
+def test_reasoning_effort_votes_over_sampled_answers(server):
+    url, store = server
+    c = client(url)
+    plain = c.chat.completions.create(model="chat", messages=CHAT, max_tokens=4, temperature=1.0, seed=3)
+    low = c.chat.completions.create(model="chat", messages=CHAT, max_tokens=4, temperature=1.0, seed=3,
+                                    reasoning_effort="low")
+    assert low.choices[0].message.content == plain.choices[0].message.content  # low: one answer, as without it
+    high = c.chat.completions.create(model="chat", messages=CHAT, max_tokens=4, temperature=1.0, seed=3,
+                                     reasoning_effort="high")
+    reasoning = high.model_extra["llmlab"]["reasoning"]
+    assert reasoning["samples"] == 32 and reasoning["strategy"] == "self-consistency"
+    assert sum(reasoning["votes"].values()) == 32 and len(reasoning["votes"]) > 1  # tiny random model: many answers
+    chosen = " ".join(high.choices[0].message.content.lower().split())
+    assert reasoning["votes"][chosen] == max(reasoning["votes"].values())
+    assert high.usage.completion_tokens > 32  # every sample's tokens were computed
+    streamed = "".join(ch.choices[0].delta.content or "" for ch in c.chat.completions.create(
+        model="chat", messages=CHAT, max_tokens=4, temperature=1.0, seed=3, reasoning_effort="high", stream=True)
+        if ch.choices)
+    assert streamed == high.choices[0].message.content
+    with pytest.raises(openai.BadRequestError, match="reasoning_effort"):
+        c.chat.completions.create(model="chat", messages=CHAT, max_tokens=4, extra_body={"reasoning_effort": "max"})

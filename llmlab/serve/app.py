@@ -41,6 +41,7 @@ from llmlab.serve.protocol import (ApiError, ChatRequest, CompletionRequest, cha
                                    completion_logprobs, envelope, message_text, new_id, parse, refuse_unsupported,
                                    text_choice, usage)
 from llmlab.serve.settings import ServeSettings
+from llmlab.serve.thinking import SelfConsistent, sample_requests
 from llmlab.tokenizer.chat import render_prompt
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,18 @@ class Api:
         top = (req.top_logprobs or 0) if req.logprobs else None
         ereq = self.engine_request(s, prompt, req, max_tokens, self.settings.default_max_tokens,
                                    {special["end_of_turn"], s.tokenizer.eos_id}, top)
-        gen = self.start(s, ereq, deadline)
+        if req.reasoning_effort in (None, "low"):
+            gen = self.start(s, ereq, deadline)
+        else:
+            gens = []
+            try:
+                for r in sample_requests(ereq, req.reasoning_effort):
+                    gens.append(self.start(s, r, deadline))
+            except ApiError:
+                for g in gens:
+                    g.cancel()
+                raise
+            gen = SelfConsistent(gens, req.reasoning_effort)
         extra, finish_store = {}, lambda reason: None
         if self.store is not None:
             conv, msg = stored_before_answering(gen, lambda: self.store.start_exchange(
@@ -237,6 +249,8 @@ class Api:
                                      media_type="text/event-stream")
         await collect(request, gen, finish_store)
         lp = None if top is None else chat_logprobs(s.tokenizer, gen.logprobs, top)
+        if isinstance(gen, SelfConsistent):
+            extra = {"llmlab": {**extra.get("llmlab", {}), "reasoning": gen.reasoning}}
         return envelope(rid, "chat.completion", s.name, [chat_choice(gen.text, gen.finish_reason, lp)],
                         usage=usage(len(prompt), gen.completion_tokens), **extra)
 

@@ -7,7 +7,8 @@ Requests accepted (see docs of OpenAI's API; /work notes list the fields other s
                                seed, stream, stream_options.include_usage, and the llmlab extension conversation_id
                                (continue a stored conversation)
                                logprobs + top_logprobs (0..20): each answer token's log-probability under the model
-                               (before temperature / top-k / top-p) and the most likely alternatives
+                               (before temperature / top-k / top-p) and the most likely alternatives;
+                               reasoning_effort (low | medium | high): self-consistency over 1 / 8 / 32 sampled answers
     POST /v1/completions       the same sampling fields, prompt (str | [str] | [int] | [[int]], one prompt), echo,
                                logprobs (0..5: the legacy tokens / token_logprobs / top_logprobs / text_offset)
 No parameter is silently ignored: one this server cannot honour (response_format other than text, tools,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -92,6 +94,7 @@ class ChatRequest(_Sampling):
     response_format: ResponseFormat | None = None  # only {"type": "text"}: there is no constrained decoding
     tools: list[dict] | None = None  # refused: tool calling is not served yet
     tool_choice: str | dict | None = None  # only "none"
+    reasoning_effort: Literal["low", "medium", "high"] | None = None  # think harder: see llmlab.serve.thinking
 
 
 class CompletionRequest(_Sampling):

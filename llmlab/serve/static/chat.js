@@ -71,6 +71,7 @@ async function answer() {
   const body = { model, messages: history(), stream: true, temperature: Number($("temperature").value),
                  max_tokens: Number($("max_tokens").value) };
   if (state.conversationId !== null) body.conversation_id = state.conversationId;
+  if ($("effort").value !== "low") body.reasoning_effort = $("effort").value;  // the answer arrives whole
   const turn = addTurn("assistant", "");
   turn.node.classList.add("streaming");
   setBusy(true);
