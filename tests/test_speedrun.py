@@ -37,6 +37,7 @@ class FakeEvals:
 
     def __call__(self, model_dir, out_dir, *, run_dir=None, names=None, preset="quick", seed=0):
         self.calls.append(Path(model_dir).name)
+        self.names = names
         if Path(model_dir).name == self.fail_on:
             self.fail_on = None
             raise RuntimeError("simulated crash in eval")
@@ -166,14 +167,17 @@ def test_a_start_preset_imports_its_model_instead_of_pretraining(tiny_speedrun, 
     run, options = tiny_speedrun
     gguf = tmp_path / "tiny.gguf"
     write_gguf(random_model("llama", d_model=32, n_heads=2, n_kv_heads=1), Tokenizer.load(run / "tokenizer"), gguf)
-    monkeypatch.setitem(speedrun_module.PRESETS, "imported", {"start": str(gguf), "train": {}, "sft": {}, "prefs": {}})
+    monkeypatch.setitem(speedrun_module.PRESETS, "imported", {"start": str(gguf), "train": {}, "sft": {}, "prefs": {},
+                                                               "evals": ["knowledge"]})
     monkeypatch.setenv("LLMLAB_CACHE", str(tmp_path / "cache"))
-    use_evals(monkeypatch, FakeEvals())
+    evals = FakeEvals()
+    use_evals(monkeypatch, evals)
     options = {**options, "preset": "imported", "train": None}
     speedrun(run, **options)
     base = json.loads((run / "base" / "model.json").read_text())
     assert base["stage"] == "imported" and base["source"] == str(gguf)
     assert not (run / "pretrain").exists()  # nothing was pre-trained
+    assert evals.calls == ["base", "chat_sft", "chat_dpo"] and evals.names == ["knowledge"]  # the preset's evals
     assert "imported" in capsys.readouterr().out
     state = json.loads((run / "speedrun.json").read_text())
     assert all(state["stages"][s]["status"] == "done" for s in ("data", "pretrain", "sft", "prefs", "eval", "report"))
