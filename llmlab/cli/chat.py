@@ -24,6 +24,7 @@ def chat(
     top_k: int | None = CHAT_TOP_K,
     top_p: float | None = None,
     seed: int = 0,
+    quantize: str | None = None,
 ) -> None:
     """Chat with a model folder in the terminal, answers streamed token by token.
 
@@ -36,6 +37,8 @@ def chat(
         top_k: sample only among the k most likely tokens (None: no limit).
         top_p: nucleus sampling threshold (None: off).
         seed: random seed of the first answer; each later answer uses the next seed.
+        quantize: int8 for int8 weight-only matrices (llmlab.model.quantize: ~4x fewer weight bytes per token);
+            None: float32.
     """
     from llmlab.engine.conversation import fit_history
     from llmlab.engine.generate import TextStream, check_sampling, generate
@@ -43,7 +46,7 @@ def chat(
     from llmlab.tokenizer.chat import render_prompt
 
     check_sampling(temperature, top_k, top_p)
-    net, tok, _ = load_model(model)
+    net, tok, _ = load_model(model, quantize=quantize)
     stops = {tok.special_ids["end_of_turn"], tok.eos_id}
     budget = max(1, net.cfg.seq_len - max_tokens)
     start = [{"role": "system", "content": system}] if system else []

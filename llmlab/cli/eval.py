@@ -14,7 +14,8 @@ from llmlab.layout import DEFAULT_RUN_DIR, RunDir
 
 
 def run(*, model: Path, run_dir: Path | None = None, evals: list[str] | None = None, preset: str = "quick",
-        seed: int = 0, out: Path | None = None, sizes: dict[str, int | None] | None = None) -> None:
+        seed: int = 0, out: Path | None = None, sizes: dict[str, int | None] | None = None,
+        quantize: str | None = None) -> None:
     """Run evaluations on a model folder; write <name>.jsonl per evaluation and summary.json, print a table.
 
     Args:
@@ -28,6 +29,7 @@ def run(*, model: Path, run_dir: Path | None = None, evals: list[str] | None = N
         seed: seeds subsets and sampled outputs; the same seed gives the same files.
         out: the output folder; default <run_dir>/eval/<model folder name>/ (runs/eval/<name>/ without a run).
         sizes: overrides of the preset's subset sizes, e.g. '{mmlu: 50, gsm8k: 10}' (null = everything).
+        quantize: int8 to evaluate the model with int8 weight-only matrices (llmlab.model.quantize); None: float32.
     """
     from llmlab.eval.suite import format_summary, infer_run_dir, run_evals
 
@@ -35,7 +37,8 @@ def run(*, model: Path, run_dir: Path | None = None, evals: list[str] | None = N
     if out is None:
         name = Path(model).resolve().name
         out = RunDir(run_dir).eval(name) if run_dir is not None else Path("runs") / "eval" / name
-    summary = run_evals(model, out, run_dir=run_dir, names=evals, preset=preset, seed=seed, sizes=sizes)
+    summary = run_evals(model, out, run_dir=run_dir, names=evals, preset=preset, seed=seed, sizes=sizes,
+                        quantize=quantize)
     print(format_summary(summary))
     print(f"saved {out}/summary.json and one JSONL per evaluation")
 

@@ -38,6 +38,7 @@ def sample(
     seed: int = 0,
     num_samples: int = 1,
     show_next: int = 0,
+    quantize: str | None = None,
 ) -> None:
     """Generate text from a trained model, streaming it to stdout token by token.
 
@@ -56,13 +57,14 @@ def sample(
             the other when all are done.
         show_next: If K > 0, print at each step the K most likely next tokens with the model's own probabilities
             (before temperature, top_k and top_p), then the token chosen; one sample only.
+        quantize: int8 for int8 weight-only matrices (llmlab.model.quantize); None: float32.
     """
     from llmlab.engine.generate import generate, generate_ids
     from llmlab.model.loading import load_model
 
     if show_next and num_samples != 1:
         raise LlmlabError("--show_next shows one sample's choices; use it with --num_samples 1")
-    net, tokenizer, _ = load_model(model)
+    net, tokenizer, _ = load_model(model, quantize=quantize)
     # Imported models whose documents do not start with BOS (e.g. SmolLM2) get it only for an empty prompt.
     prompt_ids = [tokenizer.bos_id] * (tokenizer.add_bos or not prompt) + tokenizer.encode(prompt)
     # A prompt too long for the context loses its start, keeping room for max_tokens but at least half the context.

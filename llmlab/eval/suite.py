@@ -67,11 +67,13 @@ def select_evals(stage: str, kind: str, names: list[str] | None) -> list:
 
 
 def run_evals(model_dir: Path, out_dir: Path, *, run_dir: Path | None = None, names: list[str] | None = None,
-              preset: str = "quick", seed: int = 0, sizes: dict[str, int | None] | None = None) -> dict:
+              preset: str = "quick", seed: int = 0, sizes: dict[str, int | None] | None = None,
+              quantize: str | None = None) -> dict:
     """Run the evaluations `names` (None: every one that applies to the model's stage) and return the summary.
 
     run_dir: the run whose data the evaluations read (None: the model folder's parent if it holds data/).
     sizes: overrides of the preset's subset sizes and token budgets, e.g. {"mmlu": 50}.
+    quantize: evaluate the model in this inference format (llmlab.model.quantize, e.g. "int8"); None: float32.
     """
     if preset not in PRESETS:
         raise LlmlabError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -79,7 +81,7 @@ def run_evals(model_dir: Path, out_dir: Path, *, run_dir: Path | None = None, na
     if unknown:
         raise LlmlabError(f"unknown size(s) {', '.join(sorted(unknown))}; known: {', '.join(PRESETS[preset])}")
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    model, tok, info = load_model(model_dir)
+    model, tok, info = load_model(model_dir, quantize=quantize)
     stage = info.get("stage", "base")
     run_dir = Path(run_dir) if run_dir is not None else infer_run_dir(model_dir)
     chosen = select_evals(stage, model_kind(stage, tok), names)
@@ -89,11 +91,11 @@ def run_evals(model_dir: Path, out_dir: Path, *, run_dir: Path | None = None, na
                           "beside the model; pass --run_dir (or choose other --evals)")
     settings = {**PRESETS[preset], **(sizes or {})}
     summary = {"model": str(model_dir), "stage": stage, "kind": model_kind(stage, tok), "preset": preset, "seed": seed,
-               "sizes": settings, "evals": {}}
+               "sizes": settings, **({"quantize": quantize} if quantize else {}), "evals": {}}
     previous = out_dir / "summary.json"
     if previous.exists():
         old = read_json(previous)
-        if all(old.get(k) == summary[k] for k in ("model", "stage", "preset", "seed", "sizes")):
+        if all(old.get(k) == summary.get(k) for k in ("model", "stage", "preset", "seed", "sizes", "quantize")):
             summary["evals"] = old.get("evals", {})
     for e in chosen:
         torch.manual_seed(seed)

@@ -90,8 +90,17 @@ def _download(repo: str) -> Path:
         raise LlmlabError(f"hf:{repo}: download failed ({type(e).__name__}: {e})") from e
 
 
-def load_model(spec: str | Path, device: str | torch.device = "cpu") -> tuple[Transformer, Tokenizer, dict]:
-    """(model in eval mode on `device`, tokenizer, info) for any model spec (see the module docstring)."""
+def load_model(spec: str | Path, device: str | torch.device = "cpu",
+               quantize: str | None = None) -> tuple[Transformer, Tokenizer, dict]:
+    """(model in eval mode on `device`, tokenizer, info) for any model spec (see the module docstring); with
+    quantize="int8" its matrices are int8 weight-only for inference (llmlab.model.quantize)."""
+    from llmlab.model.quantize import quantize as to_format
+
+    model, tok, info = _load(spec, device)
+    return to_format(model, quantize), tok, {**info, **({"quantize": quantize} if quantize else {})}
+
+
+def _load(spec: str | Path, device: str | torch.device) -> tuple[Transformer, Tokenizer, dict]:
     from llmlab.model.folder import load_model_folder
 
     kind, path = resolve(spec)

@@ -247,6 +247,7 @@ class Transformer(nn.Module):
         self.norm = _norm(cfg, cfg.d_model)
         if not cfg.tie_embeddings:
             self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.quantized_head: nn.Module | None = None  # set by llmlab.model.quantize for int8 inference
         self.init_weights(seed)
 
     @torch.no_grad()
@@ -395,7 +396,10 @@ class Transformer(nn.Module):
 
     def _head(self, x: Tensor) -> Tensor:
         """Float32 logits (B, T, V) of hidden states x (B, T, C)."""
-        logits = F.linear(x, self._head_weight()).float()  # (B, T, V)
+        if self.quantized_head is not None:  # llmlab.model.quantize: an int8 copy of the head matrix
+            logits = self.quantized_head(x)
+        else:
+            logits = F.linear(x, self._head_weight()).float()  # (B, T, V)
         if self.cfg.logit_softcap is not None:
             # In place on the fresh matmul output (autograd does not keep it), and a multiply instead of a divide:
             # on the CPU these (B, T, V) passes cost as much as a matmul, so each pass saved shows in tokens/s.

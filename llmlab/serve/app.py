@@ -67,7 +67,7 @@ class Served:
 def load_served(name: str, spec: str | Path, settings: ServeSettings, device: str) -> Served:
     from llmlab.model.loading import load_model
 
-    model, tok, info = load_model(spec, device=device)
+    model, tok, info = load_model(spec, device=device, quantize=settings.quantize)
     context = min(model.cfg.seq_len, settings.max_context or model.cfg.seq_len)
     engine = BatchEngine(model, tok, max_batch=settings.max_batch, max_waiting=settings.max_waiting,
                          max_len=context, prefill_chunk=settings.prefill_chunk)

@@ -33,6 +33,7 @@ class ServeSettings:
             0: no limit. A token bucket: bursts up to rate_burst, then this steady rate; over it: 429.
         rate_burst: requests one key may send at once before the per-minute rate applies.
         max_stop: most stop sequences in one request (OpenAI allows 4).
+        quantize: int8 to serve every model with int8 weight-only matrices (llmlab.model.quantize); None: float32.
     """
 
     max_batch: int = 16
@@ -48,3 +49,4 @@ class ServeSettings:
     rate_limit_per_min: float = 600.0
     rate_burst: int = 60
     max_stop: int = 4
+    quantize: str | None = None
