@@ -14,6 +14,7 @@ partial products one at a time ("479 * 385 = 479 * 5 + 479 * 80 + 479 * 300", ..
 from __future__ import annotations
 
 import random
+from abc import abstractmethod
 
 from llmlab.tasks.base import Problem, Task
 
@@ -23,14 +24,27 @@ def operand(rng: random.Random, digits: int) -> int:
     return rng.randrange(10 ** (digits - 1) if digits > 1 else 0, 10**digits)
 
 
-class Addition(Task):
-    name = "addition"
-    levels = range(1, 41)
-    about = "a + b, both with `level` digits; scratchpad: digit by digit from the right with carries"
+class TwoOperands(Task):
+    """"What is a <symbol> b?" with both operands of `level` digits."""
+
+    symbol: str
+
+    @abstractmethod
+    def apply(self, a: int, b: int) -> int:
+        """The answer to a <symbol> b."""
 
     def draw(self, rng: random.Random, level: int) -> Problem:
         a, b = operand(rng, level), operand(rng, level)
-        return Problem(self.name, level, f"What is {a} + {b}?", str(a + b), {"a": a, "b": b})
+        return Problem(self.name, level, f"What is {a} {self.symbol} {b}?", str(self.apply(a, b)), {"a": a, "b": b})
+
+
+class Addition(TwoOperands):
+    name, symbol = "addition", "+"
+    levels = range(1, 41)
+    about = "a + b, both with `level` digits; scratchpad: digit by digit from the right with carries"
+
+    def apply(self, a: int, b: int) -> int:
+        return a + b
 
     def worked(self, problem: Problem) -> list[str]:
         a, b = str(problem.data["a"]), str(problem.data["b"])
@@ -47,14 +61,13 @@ class Addition(Task):
         return lines
 
 
-class Multiplication(Task):
-    name = "multiplication"
+class Multiplication(TwoOperands):
+    name, symbol = "multiplication", "*"
     levels = range(1, 11)
     about = "a * b, both with `level` digits; scratchpad: one partial product per non-zero digit of b, then their sum"
 
-    def draw(self, rng: random.Random, level: int) -> Problem:
-        a, b = operand(rng, level), operand(rng, level)
-        return Problem(self.name, level, f"What is {a} * {b}?", str(a * b), {"a": a, "b": b})
+    def apply(self, a: int, b: int) -> int:
+        return a * b
 
     def worked(self, problem: Problem) -> list[str]:
         a, b = problem.data["a"], problem.data["b"]
