@@ -36,7 +36,7 @@ def test_chat_answers_paris(smollm2, monkeypatch, capsys):
 
     lines = iter(["What is the capital of France?", "/exit"])
     monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
-    monkeypatch.setattr("llmlab.model.loading.load_model", lambda spec, device="cpu": smollm2)
+    monkeypatch.setattr("llmlab.model.loading.load_model", lambda spec, device="cpu", quantize=None: smollm2)
     chat(model="smollm2", max_tokens=24, temperature=0)
     answer = capsys.readouterr().out.split("assistant> ", 1)[1]
     assert "Paris" in answer
