@@ -21,7 +21,7 @@ VARIANTS = {
     "default": [],
     "logit softcap 15": ["--train.model_overrides", '{"logit_softcap": 15.0}'],
     "no QK-norm": ["--train.model_overrides", '{"qk_norm": false}'],
-    "SwiGLU instead of ReLU²": ["--train.model_overrides", '{"mlp": "swiglu"}'],
+    "ReLU² instead of SwiGLU": ["--train.model_overrides", '{"mlp": "relu2"}'],
     "untied head": ["--train.model_overrides", '{"tie_embeddings": false}'],
     "no zero-init projections": ["--train.model_overrides", '{"zero_init_proj": false}'],
     "AdamW instead of Muon": ["--train.optimizer", "adamw"],

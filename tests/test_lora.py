@@ -24,7 +24,7 @@ def test_lora_starts_at_base_trains_adapters_and_merges():
     adapters = add_lora(model, rank=4, alpha=8)
     assert torch.equal(model(x)[0], before)  # B = 0: exactly the base model
     trainable = [p for p in model.parameters() if p.requires_grad]
-    assert len(trainable) == len(adapters) == 2 * 6 * 2  # 2 blocks x (wq, wk, wv, wo, w_up, w_down) x (A, B)
+    assert len(trainable) == len(adapters) == 2 * 7 * 2  # 2 blocks x (wq, wk, wv, wo, w_gate, w_up, w_down) x (A, B)
     assert sum(isinstance(m, LoRALinear) for m in model.modules()) == len(adapters) // 2
     for p in adapters[1::2]:
         p.data.normal_(0, 0.1)  # pretend training moved B

@@ -39,7 +39,7 @@ VARIANTS = {
     "gpt2": tiny("gpt2"),
     "llama": tiny("llama"),
     "gqa": tiny(n_kv_heads=2),
-    "mqa_swiglu_learned": tiny(n_kv_heads=1, mlp="swiglu", pos_embedding="learned"),
+    "mqa_relu2_learned": tiny(n_kv_heads=1, mlp="relu2", pos_embedding="learned"),
     "gelu_layernorm_tied": tiny(mlp="gelu", norm="layernorm", tie_embeddings=True, logit_softcap=None),
     "no_qk_norm_zero_init": tiny(qk_norm=False, zero_init_proj=True, mlp_hidden=48, rope_theta=500.0),
     "untied_softcap": tiny(tie_embeddings=False, logit_softcap=15.0),
@@ -52,19 +52,19 @@ VARIANTS = {
 def test_depth_dial_derives_width_heads_and_mlp():
     cfg = ModelConfig.from_depth(4, 4096, 512)
     assert (cfg.depth, cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim) == (4, 256, 4, 4, 64)
-    assert cfg.mlp == "relu2" and cfg.mlp_hidden == 1024
+    assert cfg.mlp == "swiglu" and cfg.mlp_hidden == 704  # 8/3 * 256 = 682.7 -> 704
     small = ModelConfig.from_depth(2, 4096, 512)
     assert (small.d_model, small.n_heads, small.head_dim) == (128, 4, 32)
-    assert ModelConfig.from_depth(4, 4096, 512, mlp="swiglu").mlp_hidden == 704  # 8/3 * 256 = 682.7 -> 704
+    assert ModelConfig.from_depth(4, 4096, 512, mlp="relu2").mlp_hidden == 1024
     # derived values follow overrides
-    over = ModelConfig.from_depth(4, 4096, 512, d_model=96, n_kv_heads=1)
+    over = ModelConfig.from_depth(4, 4096, 512, d_model=96, n_kv_heads=1, mlp="relu2")
     assert (over.d_model, over.n_heads, over.n_kv_heads, over.mlp_hidden) == (96, 3, 1, 384)
 
 
 def test_presets():
     default = ModelConfig.preset("default", 4, vocab_size=4096, seq_len=256)
     assert default == ModelConfig.from_depth(4, 4096, 256)
-    assert (default.pos_embedding, default.norm, default.mlp) == ("rope", "rmsnorm", "relu2")
+    assert (default.pos_embedding, default.norm, default.mlp) == ("rope", "rmsnorm", "swiglu")
     assert default.qk_norm and default.tie_embeddings and default.zero_init_proj
     assert default.logit_softcap is None and default.weight_std == 256**-0.5
     llama = ModelConfig.preset("llama", 4, vocab_size=4096, seq_len=256)
@@ -142,8 +142,8 @@ def test_parameter_names_are_llama_compatible():
     block |= {f"blocks.{i}.attn.{w}.weight" for i in range(2) for w in ("wq", "wk", "wv", "wo")}
     qk = {f"blocks.{i}.attn.{n}.weight" for i in range(2) for n in ("q_norm", "k_norm")}
     gate = {f"blocks.{i}.mlp.w_gate.weight" for i in range(2)}
-    assert _names(VARIANTS["default"]) == {"embed.weight", "norm.weight"} | block | qk
-    assert _names(VARIANTS["untied_softcap"]) == {"embed.weight", "norm.weight", "lm_head.weight"} | block | qk
+    assert _names(VARIANTS["default"]) == {"embed.weight", "norm.weight"} | block | qk | gate
+    assert _names(VARIANTS["untied_softcap"]) == {"embed.weight", "norm.weight", "lm_head.weight"} | block | qk | gate
     assert _names(VARIANTS["llama"]) == {"embed.weight", "norm.weight", "lm_head.weight"} | block | gate
     assert _names(VARIANTS["gpt2"]) == {"embed.weight", "pos_embed.weight", "norm.weight"} | block
     model = Transformer(VARIANTS["llama"])

@@ -5,8 +5,9 @@
 
 `--model` is anything `load_model` reads (an llmlab folder, a Hugging Face folder, a GGUF, hf:org/name, smollm2).
 The Hugging Face folder loads with AutoModelForCausalLM and AutoTokenizer (chat template included): the "llama"
-preset as LlamaForCausalLM, the default recipe (QK-norm, ReLU^2) as Qwen3ForCausalLM (see llmlab/model/hf_format.py).
-GGUF holds llama.cpp's "llama" architecture, which computes the "llama" preset (and imported Llama models) only.
+preset as LlamaForCausalLM, the default recipe (QK-norm, SwiGLU) as Qwen3ForCausalLM (see llmlab/model/hf_format.py).
+The GGUF file holds llama.cpp's "qwen3" architecture for the default recipe and "llama" for the "llama" preset and
+imported Llama models (see llmlab/model/gguf_format.py); llama.cpp and Ollama run both.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def hf(*, model: Path, out: Path) -> None:
 
 
 def gguf(*, model: Path, out: Path, dtype: str = "f16") -> None:
-    """Write a llama-architecture GGUF file for llama.cpp.
+    """Write a GGUF file for llama.cpp and Ollama (qwen3 architecture for the default recipe, llama for Llama models).
 
     Args:
         model: the model to export (llmlab folder, HF folder, .gguf, hf:org/name or smollm2).
@@ -41,5 +42,5 @@ def gguf(*, model: Path, out: Path, dtype: str = "f16") -> None:
     from llmlab.model.loading import load_model
 
     net, tok, _ = load_model(model)
-    write_gguf(net, tok, out, dtype)
-    print(f"wrote {out}: llama architecture, {dtype} matrices, {Path(out).stat().st_size / 1e6:.1f} MB")
+    arch = write_gguf(net, tok, out, dtype)
+    print(f"wrote {out}: {arch} architecture, {dtype} matrices, {Path(out).stat().st_size / 1e6:.1f} MB")

@@ -10,24 +10,26 @@ The depth dial (`ModelConfig.from_depth(depth, vocab_size, seq_len, **overrides)
     mlp_hidden  = 4 * d_model for relu2 / gelu; for swiglu 8/3 * d_model rounded up to a multiple of 64 (same
                   parameter count as a 4x two-matrix MLP, as in Llama)
 
-Parameters (from `count_params`) with vocab_size 4096; "default" and "gpt2" are tied (one 4096 x d_model matrix is
-both the embedding and the head), "gpt2" adds a learned position table of seq_len 512, "llama" is untied:
+Parameters (llmlab/model/flops.py `count_params`) with vocab_size 4096; "default" and "gpt2" are tied (one
+4096 x d_model matrix is both the embedding and the head), "gpt2" adds a learned position table of seq_len 512, "llama" is untied:
 
-    depth  d_model  heads  non-embedding  "default" total  "gpt2" total
-      1       64      2          49,408          311,552        344,256
-      2      128      4         393,984          918,272        983,680
-      3      192      6       1,328,640        2,115,072      2,213,184
-      4      256      4       3,148,544        4,197,120      4,327,680
-      6      384      6      10,622,592       12,195,456     12,391,296
-      8      512      8      25,175,552       27,272,704     27,533,824
-     12      768     12      84,955,392       88,101,120     88,492,800
+    depth  d_model  heads  mlp_hidden  non-embedding  "default" total  "gpt2" total
+      1       64      2       192          53,504          315,648        344,256
+      2      128      4       384         426,752          951,040        983,680
+      3      192      6       512       1,328,640        2,115,072      2,213,184
+      4      256      4       704       3,214,080        4,262,656      4,327,680
+      6      384      6     1,024      10,622,592       12,195,456     12,391,296
+      8      512      8     1,408      25,699,840       27,796,992     27,533,824
+     12      768     12     2,048      84,955,392       88,101,120     88,492,800
 
 Presets (`ModelConfig.preset(name, depth, vocab_size=..., seq_len=...)`):
     "default"  the modern recipe, as measured on this project's 2-core CPU runs (docs/LOG.md, ablations): RoPE,
-               RMSNorm, QK-norm, ReLU^2 MLP, zero-init output projections, init std 1/sqrt(d_model), and a tied
+               RMSNorm, QK-norm, SwiGLU MLP, zero-init output projections, init std 1/sqrt(d_model), and a tied
                head with no logit softcap: at these sizes tying helped (-0.03 bpb) and the softcap bought nothing
-               measurable for 20% of the CPU step time. Both are switches (tie_embeddings, logit_softcap). These
-               are the dataclass defaults.
+               measurable for 20% of the CPU step time. SwiGLU and ReLU^2 are within noise here (1.964 vs 1.967
+               bpb); SwiGLU is kept because with it the recipe is exactly Qwen3 (QK-norm, SwiGLU, tied head), which
+               both transformers and llama.cpp run (llmlab/model/hf_format.py, gguf_format.py). Every choice is a
+               switch (mlp, qk_norm, tie_embeddings, logit_softcap). These are the dataclass defaults.
     "gpt2"     the nanoGPT baseline: learned positions, LayerNorm (no bias), GELU MLP, tied head, no softcap, normal
                init with std 0.02.
     "llama"    exactly what Hugging Face `LlamaForCausalLM` computes: RoPE, RMSNorm, SwiGLU, untied, no QK-norm, no
@@ -87,7 +89,7 @@ class ModelConfig:
     n_heads: int  # query heads; head_dim = d_model // n_heads
     n_kv_heads: int  # key/value heads (grouped-query attention when < n_heads)
     mlp_hidden: int  # MLP inner width
-    mlp: str = "relu2"  # "swiglu" | "relu2" (relu(x)**2) | "gelu" (tanh approximation, as GPT-2)
+    mlp: str = "swiglu"  # "swiglu" (silu(gate) * up) | "relu2" (relu(x)**2) | "gelu" (tanh approximation, as GPT-2)
     norm: str = "rmsnorm"  # "rmsnorm" | "layernorm" (without bias); both with a learnable gain
     pos_embedding: str = "rope"  # "rope" (rotate-half convention, as Llama) | "learned" (absolute table, as GPT-2)
     qk_norm: bool = True  # RMSNorm over head_dim on queries and keys, before RoPE

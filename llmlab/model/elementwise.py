@@ -125,5 +125,5 @@ class _ReluSquared(torch.autograd.Function):
 
 
 def relu_squared(x: Tensor) -> Tensor:
-    """relu(x) ** 2 (the default recipe's MLP activation), on any device."""
+    """relu(x) ** 2 (the MLP activation of mlp="relu2"), on any device."""
     return _ReluSquared.apply(x)

@@ -1,12 +1,16 @@
 """GGUF files (llama.cpp's format) in and out, with the `gguf` package only.
 
-    model, tokenizer_files, info = read_gguf(Path("model.gguf"))    # llama arch; F32/F16/BF16/Q4_0/Q4_1/Q5_*/Q8_0/K
-    write_gguf(model, tok, Path("model-f16.gguf"), dtype="f16")      # llama arch, F32 or F16 matrices
+    model, tokenizer_files, info = read_gguf(Path("model.gguf"))    # llama / qwen3; F32/F16/BF16/Q4_0/.../Q8_0/K
+    write_gguf(model, tok, Path("model-f16.gguf"), dtype="f16")      # qwen3 (QK-norm) or llama arch, F32 or F16
 
-llama.cpp's `llama` architecture computes exactly llmlab's "llama" preset (RMSNorm, SwiGLU, RoPE, no QK-norm, no
-softcap), but pairs RoPE dimensions interleaved (2i, 2i+1) where llmlab and HF rotate halves (i, i + head_dim/2): the
-rows of wq and wk are permuted on the way out and back on the way in (`_permute` / `_unpermute`, as llama.cpp's
-converter and transformers' GGUF loader do).
+Which llama.cpp architecture computes which llmlab recipe (`gguf_architecture`):
+    QK-norm + SwiGLU (the default recipe)  -> "qwen3": per-head RMSNorm of q and k before RoPE, rotate-half RoPE
+                                              (llama.cpp's NEOX mode), so the weights go out as they are.
+    no QK-norm + SwiGLU ("llama" preset)   -> "llama": llama.cpp pairs RoPE dimensions interleaved (2i, 2i+1) where
+                                              llmlab and HF rotate halves (i, i + head_dim/2), so the rows of wq and
+                                              wk are permuted on the way out and back on the way in (`_permute` /
+                                              `_unpermute`, as llama.cpp's converter and transformers' loader do).
+Both hard-wire SiLU in the MLP: a ReLU^2 model (mlp="relu2") is refused by name, never written to compute otherwise.
 
 The tokenizer travels as a byte-level BPE ("gpt2" model): tokens, token types, merges, and the pre-tokenizer by name
 (`tokenizer.ggml.pre`), since llama.cpp re-implements each pre-tokenizer regex in C++ and picks it by that name.
@@ -74,6 +78,18 @@ def _field(reader, key: str, default=None, *, path: Path):
     return field.contents()
 
 
+def gguf_architecture(cfg: ModelConfig) -> str:
+    """"qwen3" or "llama": the llama.cpp architecture that computes `cfg`; LlmlabError naming what none does."""
+    problems = unsupported_features(cfg)
+    if cfg.mlp == "relu2":
+        problems.append("the ReLU^2 MLP (llama.cpp's llama and qwen3 architectures hard-wire SiLU: train with "
+                        "--model.mlp swiglu, the default recipe, to export)")
+    if problems:
+        raise LlmlabError("this model cannot be written as a GGUF llama.cpp computes the same: " + "; ".join(problems)
+                          + " (`llmlab export hf` also handles ReLU^2)")
+    return "qwen3" if cfg.qk_norm else "llama"
+
+
 def read_gguf(path: Path) -> tuple[Transformer, dict[str, str], dict]:
     """(llmlab Transformer in float32, tokenizer files {name: text} for Tokenizer.load, info)."""
     from gguf.quants import dequantize
@@ -81,9 +97,10 @@ def read_gguf(path: Path) -> tuple[Transformer, dict[str, str], dict]:
     path = Path(path)
     reader = _open(path)
     arch = _field(reader, "general.architecture", path=path)
-    if arch != "llama":
-        raise LlmlabError(f"{path}: GGUF architecture {arch!r} is not supported (llmlab imports 'llama' GGUFs)")
-    get = lambda key, default=None: _field(reader, f"llama.{key}", default, path=path)  # noqa: E731
+    if arch not in ("llama", "qwen3"):
+        raise LlmlabError(f"{path}: GGUF architecture {arch!r} is not supported (llmlab imports 'llama' and "
+                          "'qwen3' GGUFs)")
+    get = lambda key, default=None: _field(reader, f"{arch}.{key}", default, path=path)  # noqa: E731
     if get("rope.scaling.type", "none") not in ("none", ""):
         raise LlmlabError(f"{path}: RoPE scaling {get('rope.scaling.type')!r} is not supported (plain RoPE only)")
     tensors = {t.name: t for t in reader.tensors}
@@ -98,13 +115,16 @@ def read_gguf(path: Path) -> tuple[Transformer, dict[str, str], dict]:
         n_kv_heads=int(get("attention.head_count_kv", n_heads)),
         mlp_hidden=int(get("feed_forward_length")),
         mlp="swiglu",
-        qk_norm=False,
+        qk_norm=arch == "qwen3",
         tie_embeddings="output.weight" not in tensors,
         logit_softcap=None,
         zero_init_proj=False,
         rope_theta=float(get("rope.freq_base", 10000.0)),
         norm_eps=float(get("attention.layer_norm_rms_epsilon")),
     )
+    if int(get("attention.key_length", cfg.head_dim)) != cfg.head_dim:
+        raise LlmlabError(f"{path}: attention.key_length != embedding_length / head_count ({cfg.head_dim}) is not "
+                          "supported (llmlab derives head_dim from the width)")
     if int(get("rope.dimension_count", cfg.head_dim)) != cfg.head_dim:
         raise LlmlabError(f"{path}: partial RoPE (rope.dimension_count != head_dim {cfg.head_dim}) is not supported")
     foreign = {}
@@ -118,7 +138,7 @@ def read_gguf(path: Path) -> tuple[Transformer, dict[str, str], dict]:
         except (ValueError, IndexError) as e:
             raise LlmlabError(f"{path}: tensor {name} is truncated or malformed ({e})") from e
         foreign[name] = torch.from_numpy(np.array(data.reshape(tuple(reversed(t.shape.tolist()))), dtype=np.float32))
-    for i in range(cfg.depth):  # back from llama.cpp's interleaved RoPE rows
+    for i in range(cfg.depth if arch == "llama" else 0):  # back from llama.cpp's interleaved RoPE rows
         for suffix, heads in (("attn.wq.weight", cfg.n_heads), ("attn.wk.weight", cfg.n_kv_heads)):
             key = rename(f"blocks.{i}.{suffix}", 1)
             if key in foreign:
@@ -184,17 +204,13 @@ def _same_pre(a, b) -> bool:
     return all(a.get(k) == b.get(k) for k in keys if k in b)
 
 
-def write_gguf(model: Transformer, tok, path: Path, dtype: str = "f32") -> None:
-    """Write `model` and its tokenizer as a llama-arch GGUF, matrices in F32 or F16 (norms stay F32)."""
+def write_gguf(model: Transformer, tok, path: Path, dtype: str = "f32") -> str:
+    """Write `model` and its tokenizer as a qwen3- or llama-arch GGUF, matrices in F32 or F16 (norms stay F32);
+    return the architecture's name."""
     import gguf
 
     cfg = model.cfg
-    problems = unsupported_features(cfg)
-    problems += ["QK-norm (llama.cpp's llama architecture has none)"] if cfg.qk_norm else []
-    problems += ["the ReLU^2 MLP (llama.cpp's llama architecture computes SwiGLU)"] if cfg.mlp == "relu2" else []
-    if problems:
-        raise LlmlabError("this model cannot be written as a llama GGUF: " + "; ".join(problems) +
-                          " (the 'llama' preset can; `llmlab export hf` handles the default recipe)")
+    arch = gguf_architecture(cfg)
     if dtype not in ("f32", "f16"):
         raise LlmlabError(f"GGUF dtype must be f32 or f16, got {dtype!r}")
     spec = json.loads((tok.folder / "tokenizer.json").read_text(encoding="utf-8"))
@@ -214,7 +230,7 @@ def write_gguf(model: Transformer, tok, path: Path, dtype: str = "f32") -> None:
 
     logging.getLogger("gguf").setLevel(logging.WARNING)  # its INFO lines name the temporary file
     with atomic_path(path) as tmp:
-        w = gguf.GGUFWriter(str(tmp), "llama")
+        w = gguf.GGUFWriter(str(tmp), arch)
         w.add_name(Path(path).stem)
         w.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if dtype == "f16" else gguf.LlamaFileType.ALL_F32)
         w.add_context_length(cfg.seq_len)
@@ -223,6 +239,8 @@ def write_gguf(model: Transformer, tok, path: Path, dtype: str = "f32") -> None:
         w.add_feed_forward_length(cfg.mlp_hidden)
         w.add_head_count(cfg.n_heads)
         w.add_head_count_kv(cfg.n_kv_heads)
+        w.add_key_length(cfg.head_dim)
+        w.add_value_length(cfg.head_dim)
         w.add_rope_dimension_count(cfg.head_dim)
         w.add_rope_freq_base(cfg.rope_theta)
         w.add_layer_norm_rms_eps(cfg.norm_eps)
@@ -240,7 +258,7 @@ def write_gguf(model: Transformer, tok, path: Path, dtype: str = "f32") -> None:
             w.add_chat_template(template)
         for name, tensor in model.state_dict().items():
             data = tensor.detach().to("cpu", torch.float32)
-            if name.endswith(("attn.wq.weight", "attn.wk.weight")):
+            if arch == "llama" and name.endswith(("attn.wq.weight", "attn.wk.weight")):
                 data = _permute(data, cfg.n_heads if name.endswith("wq.weight") else cfg.n_kv_heads)
             array = data.numpy()
             if dtype == "f16" and array.ndim == 2:
@@ -250,3 +268,4 @@ def write_gguf(model: Transformer, tok, path: Path, dtype: str = "f32") -> None:
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
         w.close()
+    return arch

@@ -79,7 +79,7 @@ class PretrainConfig:
 
     Args:
         depth: the size dial: number of layers; width = 64 * depth (ModelConfig.from_depth).
-        preset: the recipe: default (RoPE, RMSNorm, QK-norm, ReLU², tied head, no softcap; Muon), gpt2-adamw (the
+        preset: the recipe: default (RoPE, RMSNorm, QK-norm, SwiGLU, tied head, no softcap; Muon), gpt2-adamw (the
             nanoGPT baseline: learned positions, LayerNorm, GELU, tied head; AdamW), or a model preset of
             ModelConfig (gpt2, llama) trained with Muon.
         seq_len: context length in tokens (the RoPE / position table length).
