@@ -116,10 +116,34 @@ def test_refusals_name_the_problem(exported, tmp_path, monkeypatch):
         load_model(tmp_path / "iq.gguf")
 
 
-def test_llama_cpp_gives_the_same_greedy_tokens(exported):
-    llama_cpp = pytest.importorskip(
+def _llama_cpp():
+    return pytest.importorskip(
         "llama_cpp", reason="llama-cpp-python is not installed (optional extra `gguf-check`: "
         "pip install llama-cpp-python, an sdist compiled on install: 3.5 min on 2 cores here)")
+
+
+def test_llama_cpp_reads_the_tokenizer_and_chat_template(exported):
+    """llama.cpp splits text as llmlab does (special token text stays text with special=False), and the chat
+    template inside the GGUF, rendered as llama-cpp-python renders it, tokenizes to llmlab's chat ids."""
+    llama_cpp = _llama_cpp()
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    from llmlab.tokenizer.chat import render_prompt
+
+    model, tok, path = exported
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=64, vocab_only=True, verbose=False)
+    for text in TEXTS:
+        assert llm.tokenize(text.encode(), add_bos=False, special=False) == tok.encode(text)
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"},
+            {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "And you?"}]
+    bos, eos = (tok.token_bytes(i).decode() for i in (tok.bos_id, tok.eos_id))
+    formatter = Jinja2ChatFormatter(template=llm.metadata["tokenizer.chat_template"], bos_token=bos, eos_token=eos)
+    prompt = formatter(messages=chat).prompt
+    assert llm.tokenize(prompt.encode(), add_bos=False, special=True) == render_prompt(tok, chat)
+
+
+def test_llama_cpp_gives_the_same_greedy_tokens(exported):
+    llama_cpp = _llama_cpp()
     from llmlab.engine.generate import generate_ids
 
     model, tok, path = exported
