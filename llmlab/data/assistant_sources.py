@@ -320,6 +320,17 @@ IDENTITY_TRAIN = {
     "What things can you help with?": SCOPE,
     "What are your skills?": SCOPE,
     "What questions can I ask you?": SCOPE,
+    # More ways of asking what it can do: with only the ten above, the default model refused or rambled on half of
+    # the held-out scope phrasings (0.57 vs 0.99 on identity ones; docs/LOG.md 2026-12-04).
+    "What are you for?": SCOPE,
+    "What is your purpose?": SCOPE,
+    "What tasks can you do?": SCOPE,
+    "What do you know how to do?": SCOPE,
+    "What can you do for me?": SCOPE,
+    "How are you useful?": SCOPE,
+    "What can you help me with?": SCOPE,
+    "Tell me what you can do.": SCOPE,
+    "Can you do sums?": "Yes. " + SCOPE,
 }
 IDENTITY_VAL = {
     "Tell me about yourself.": IDENTITY,
