@@ -227,7 +227,8 @@ def test_simple_evaluate_runs_a_local_task_offline(tiny, tiny_tokenizer, tmp_pat
     lm = LlmlabLM(model=model, tokenizer=tok)
     right = 0
     for doc in DOCS:
-        scores = lm.loglikelihood(requests("loglikelihood", [(doc["question"], c) for c in doc["choices"]]))
+        # lm-eval asks for (context, target_delimiter + choice); its default delimiter is a space
+        scores = lm.loglikelihood(requests("loglikelihood", [(doc["question"], " " + c) for c in doc["choices"]]))
         right += max(range(len(scores)), key=lambda i: scores[i][0]) == doc["answer"]
     assert results["tiny_mc"]["acc,none"] == pytest.approx(right / len(DOCS))
 
