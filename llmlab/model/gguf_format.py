@@ -82,8 +82,8 @@ def gguf_architecture(cfg: ModelConfig) -> str:
     """"qwen3" or "llama": the llama.cpp architecture that computes `cfg`; LlmlabError naming what none does."""
     problems = unsupported_features(cfg)
     if cfg.mlp == "relu2":
-        problems.append("the ReLU^2 MLP (llama.cpp's llama and qwen3 architectures hard-wire SiLU: train with "
-                        "--model.mlp swiglu, the default recipe, to export)")
+        problems.append("the ReLU^2 MLP (llama.cpp's llama and qwen3 architectures hard-wire SiLU; SwiGLU, the "
+                        "default recipe, exports)")
     if problems:
         raise LlmlabError("this model cannot be written as a GGUF llama.cpp computes the same: " + "; ".join(problems)
                           + " (`llmlab export hf` also handles ReLU^2)")
@@ -138,11 +138,12 @@ def read_gguf(path: Path) -> tuple[Transformer, dict[str, str], dict]:
         except (ValueError, IndexError) as e:
             raise LlmlabError(f"{path}: tensor {name} is truncated or malformed ({e})") from e
         foreign[name] = torch.from_numpy(np.array(data.reshape(tuple(reversed(t.shape.tolist()))), dtype=np.float32))
-    for i in range(cfg.depth if arch == "llama" else 0):  # back from llama.cpp's interleaved RoPE rows
-        for suffix, heads in (("attn.wq.weight", cfg.n_heads), ("attn.wk.weight", cfg.n_kv_heads)):
-            key = rename(f"blocks.{i}.{suffix}", 1)
-            if key in foreign:
-                foreign[key] = _unpermute(foreign[key], heads)
+    if arch == "llama":  # back from llama.cpp's interleaved RoPE rows (qwen3 GGUFs keep rotate-half order)
+        for i in range(cfg.depth):
+            for suffix, heads in (("attn.wq.weight", cfg.n_heads), ("attn.wk.weight", cfg.n_kv_heads)):
+                key = rename(f"blocks.{i}.{suffix}", 1)
+                if key in foreign:
+                    foreign[key] = _unpermute(foreign[key], heads)
     model = empty_model(cfg)
     load_renamed(model, foreign, 1, path)
     info = {"format": "gguf", "file_type": int(_field(reader, "general.file_type", -1, path=path)),
