@@ -31,11 +31,15 @@ def _composite(x: Tensor) -> bool:
     return x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or torch.compiler.is_compiling()
 
 
+def _inverse_rms(x: Tensor, eps: float) -> Tensor:
+    """r = 1 / sqrt(mean(x^2) + eps), one number per row: (..., 1); the norm's reduction is one read of x."""
+    return torch.linalg.vector_norm(x, dim=-1, keepdim=True).square_().div_(x.shape[-1]).add_(eps).rsqrt_()
+
+
 class _RMSNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, eps: float) -> Tensor:
-        # r = 1 / sqrt(mean(x^2) + eps), one number per row: (..., 1); the norm's reduction is one read of x
-        r = torch.linalg.vector_norm(x, dim=-1, keepdim=True).square_().div_(x.shape[-1]).add_(eps).rsqrt_()
+        r = _inverse_rms(x, eps)
         ctx.save_for_backward(x, r, weight)
         return (x * r).mul_(weight)
 
@@ -58,6 +62,8 @@ def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
     weight = weight.to(x.dtype)
     if _composite(x):
         return F.rms_norm(x, (x.shape[-1],), weight, eps)
+    if not torch.is_grad_enabled():  # inference: the same arithmetic without autograd's bookkeeping
+        return (x * _inverse_rms(x, eps)).mul_(weight)
     return _RMSNorm.apply(x, weight, eps)
 
 
@@ -104,6 +110,8 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
         x1, x2 = x.chunk(2, dim=-1)  # (B, T, heads, D/2) each
         return x * cos + torch.cat([-x2, x1], dim=-1) * sin
     half = x.shape[-1] // 2
+    if not torch.is_grad_enabled():  # inference: the rotation alone, without autograd's bookkeeping
+        return _rotate(x, cos[..., :half], sin[..., :half])
     return _Rope.apply(x, cos[..., :half], sin[..., :half])
 
 
