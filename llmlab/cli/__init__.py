@@ -21,7 +21,7 @@ from llmlab.errors import LlmlabError
 def commands() -> dict:
     """The command tree. Command modules import their heavy dependencies inside the functions, so --help is fast."""
     from llmlab.cli import chat, data, eval, plan, prefs, pretrain, report, sample, sft, speedrun, tokenizer
-    from llmlab.cli import flywheel, store, tasks
+    from llmlab.cli import flywheel, store, tasks, think
     from llmlab.cli import export, import_model
     from llmlab.cli import serve
 
@@ -50,6 +50,7 @@ def commands() -> dict:
         "tasks": {"_help": "Checkable tasks (addition, multiplication, countdown, word problems): list, sample, "
                            "write training files.",
                   "list": tasks.list_tasks, "sample": tasks.sample, "make": tasks.make},
+        "think": think.think,
         "tokenizer": {
             "_help": "Train, use and measure the run's byte-level BPE tokenizer.",
             "train": tokenizer.train,
