@@ -138,6 +138,7 @@ def measure(record: LabRecord, cfg: ThinkConfig, task: Task, model, tok, verifie
 
 
 def hash_group(group: str) -> int:
+    """A fixed number per group name (Python's hash() of a str changes between processes) for the chunks' seeds."""
     return sum(ord(c) * 31**i for i, c in enumerate(group)) % 100_003
 
 
