@@ -401,8 +401,9 @@ def token_logprobs(logits: torch.Tensor, tokens: list[int],
 def sample_rows(logits: torch.Tensor, rows: list[_Row]) -> list[int]:
     """One token per row from logits (n, V), each with its own request's settings (as `sample_next` reads them).
 
-    Batched: one argmax for the greedy rows, one temperature / top-k / top-p pass for the others (`draw_filtered`),
-    with one uniform number per row from that row's generator (what a row draws depends only on its own seed).
+    Batched: one argmax for the greedy rows, then one temperature / top-k / top-p draw (`draw_filtered`) for the rows
+    without a cut and one for the rows with one, with one uniform number per row from that row's generator (what a
+    row draws depends only on its own settings and seed).
     """
     reqs = [row.ticket.request for row in rows]
     hot = [i for i, req in enumerate(reqs) if req.temperature > 0]
