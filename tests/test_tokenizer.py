@@ -12,6 +12,7 @@ import random
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -267,3 +268,24 @@ def test_cli(tmp_path, corpus, capsys):
     assert (run / "tokenizer" / "bytes_per_token.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (run / "tokenizer" / "stats").exists()
     assert Tokenizer.load(run / "tokenizer").sha256 == tok.sha256  # stats leaves the run's tokenizer alone
+
+
+def test_numbers_are_split_one_digit_per_token(tok, hf):
+    for text in ["In 1905, 1400 people", "22:00 and 3.14159", "x=1234567890"]:
+        digits = [tok.decode([i]) for i in tok.encode(text) if any(c.isdigit() for c in tok.decode([i]))]
+        assert digits and all(len(d.strip(" .:=,x")) == 1 for d in digits), digits
+        assert tok.encode(text) == hf.encode(text, add_special_tokens=False).ids
+
+
+def test_a_tokenizer_with_llama3s_split_still_loads_and_keeps_its_split(tmp_path, corpus, monkeypatch):
+    """Tokenizers trained before the Qwen2 split (digits in groups of up to three) load with their own pattern."""
+    from llmlab.tokenizer import bpe
+
+    monkeypatch.setattr(bpe, "QWEN2_PAT", bpe.LLAMA3_PAT)
+    train_tokenizer(corpus, vocab_size=VOCAB, out_dir=tmp_path / "old")
+    monkeypatch.undo()
+    old = Tokenizer.load(tmp_path / "old")
+    assert yaml.safe_load((tmp_path / "old" / bpe.TRAIN_CONFIG).read_text())["pattern"] == bpe.LLAMA3_PAT
+    ids = old.encode("In 1905, 1400 people")
+    assert any(sum(c.isdigit() for c in old.decode([i])) > 1 for i in ids)  # "1905" merged into bigger pieces
+    assert ids == old.hf_tokenizer().encode("In 1905, 1400 people", add_special_tokens=False).ids

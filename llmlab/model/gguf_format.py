@@ -31,11 +31,14 @@ from llmlab.files import atomic_path
 from llmlab.model.config import ModelConfig
 from llmlab.model.hf_format import empty_model, load_renamed, rename, unsupported_features
 from llmlab.model.transformer import Transformer
-from llmlab.tokenizer.bpe import LLAMA3_PAT
+from llmlab.tokenizer.bpe import LLAMA3_PAT, QWEN2_PAT
 
 # llama.cpp pre-tokenizer name -> (HF pre_tokenizer JSON, BPE ignore_merges).
 _BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
 PRE_TOKENIZERS = {
+    "qwen2": ({"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": QWEN2_PAT}, "behavior": "Isolated", "invert": False},
+        {**_BYTE_LEVEL, "use_regex": False}]}, False),
     "llama-bpe": ({"type": "Sequence", "pretokenizers": [
         {"type": "Split", "pattern": {"Regex": LLAMA3_PAT}, "behavior": "Isolated", "invert": False},
         {**_BYTE_LEVEL, "use_regex": False}]}, True),
