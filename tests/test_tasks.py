@@ -84,6 +84,25 @@ def test_worked_solutions_show_their_steps():
         assert len(lines) == 5 and lines[-1].endswith(f">>{p.answer} {p.question.split()[3].rstrip('.')}.")
 
 
+def test_word_problem_solutions_take_either_operand_order_and_stay_exact():
+    import re
+
+    task = get_task("word_problems")
+    orders = set()
+    for p in task.problems(3, "train", 200, seed=1):
+        calcs = re.findall(r"(\d+) ([-+*/]) (\d+) = <<(\d+)([-+*/])(\d+)=(\d+)>>(\d+)", task.solution(p))
+        assert calcs and task.check(p, task.solution(p))
+        for a, op, b, a2, op2, b2, c, c2 in calcs:
+            assert (a, op, b, c) == (a2, op2, b2, c2)
+            assert int(c) == {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b),
+                              "/": int(a) // int(b)}[op]
+            if op in "+*" and a != b:
+                orders.add((op, int(a) < int(b)))
+    assert orders == {("+", True), ("+", False), ("*", True), ("*", False)}
+    again = task.problems(3, "train", 200, seed=1)
+    assert [task.solution(p) for p in again[:20]] == [task.solution(p) for p in task.problems(3, "train", 20, seed=1)]
+
+
 def test_bad_requests_are_named():
     with pytest.raises(LlmlabError, match="unknown task 'sudoku'; tasks are addition"):
         get_task("sudoku")
